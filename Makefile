@@ -1,0 +1,49 @@
+# Two commands a researcher needs: `make paper` and `make test`. Everything else is a step of them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PRESET ?= paper
+
+.PHONY: install test paper data readme bench clean-notebooks check-sync
+
+# torch==2.13.0 first: it is the CPU build this machine carries; the range in settings.ini
+# (torch>=2.4) is then already satisfied and pip pulls nothing larger.
+$(STAMP): settings.ini setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (walt-paper)" >/dev/null
+	touch $@
+
+install: $(STAMP)
+
+# nbdev_test runs every notebook (library and experiments) at the smoke preset; pytest runs
+# what does not belong in a notebook (installation, CLI, bad inputs, loaders on fixtures).
+test: install
+	WALT_PRESET=smoke $(BIN)/nbdev_test --timing
+	WALT_PRESET=smoke $(BIN)/pytest -q tests
+
+data: install
+	$(BIN)/walt-paper data --preset $(PRESET)
+
+paper: install
+	$(BIN)/walt-paper data --preset $(PRESET)
+	$(BIN)/walt-paper run --preset $(PRESET)
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+# README.md is generated from nbs/index.ipynb.
+readme: install
+	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
+
+# What CI checks besides the tests: notebooks clean, package and README in sync with them.
+check-sync: install readme
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	@if [ -n "$$(git status --porcelain)" ]; then \
+	  echo "Notebooks unclean or package/README out of sync with them (run nbdev_export, nbdev_clean, make readme):"; \
+	  git status --porcelain; git --no-pager diff --stat; exit 1; fi
+	@echo "notebooks clean; package and README in sync"
