@@ -30,10 +30,12 @@ data: install
 
 paper: install
 	$(BIN)/walt-paper data --preset $(PRESET)
+	$(BIN)/walt-paper models --preset $(PRESET)
 	$(BIN)/walt-paper run --preset $(PRESET)
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python tests/benchmarks/bench_data.py
+	$(BIN)/python tests/benchmarks/bench_train.py
 
 # README.md is generated from nbs/index.ipynb.
 readme: install

@@ -1,0 +1,79 @@
+"""Benchmark: training-step throughput of the denoiser and the autoencoder against this machine's
+fp32 matmul throughput, measured in the same run; optionally the wall time of training a preset.
+
+Run:  .venv/bin/python tests/benchmarks/bench_train.py [--steps 5] [--full PRESET]
+For each preset it prints the step's FLOPs (counted by torch's FlopCounterMode: the
+self-conditioning pass, the forward and the backward), seconds per step (median) and the
+achieved GFLOP/s as a fraction of a large fp32 matmul's. --full trains the preset's models for
+real (resuming what exists in data/runs/<preset>) and prints each stage's wall time.
+Run it on an otherwise idle machine: two busy cores halve every number.
+"""
+import argparse, os, platform, statistics, time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from walt_paper.data import PRESETS
+from walt_paper.model import build_autoencoder, build_walt, count_parameters
+from walt_paper.pipeline import STUDY, LATENT_FRAMES, autoencoder_loss, walt_loss
+from walt_paper.train import step_generators
+
+
+def matmul_gflops(n=2048, repeats=10):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3): a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter(); a @ b; times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / min(times) / 1e9
+
+
+def time_step(model, loss_fn, batch, steps):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gens = lambda s: step_generators(0, s, range(len(batch)))
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model, batch, gens(0), 0).backward()
+    flops = counter.get_total_flops(); opt.zero_grad(set_to_none=True)
+    times = []
+    for s in range(steps + 1):
+        start = time.perf_counter()
+        loss = loss_fn(model, batch, gens(s), s); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return flops, statistics.median(times[1:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--full', choices=sorted(PRESETS), default=None)
+    args = parser.parse_args()
+    peak = matmul_gflops()
+    print(f"# training throughput, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.machine()}\nfp32 matmul 2048^3: {peak:.1f} GFLOP/s")
+    for preset, study in STUDY.items():
+        side = PRESETS[preset]['size'] // 8
+        for objective in ('image', 'video'):
+            torch.manual_seed(0)
+            model = build_walt(study['walt_size'], objective)
+            batch = torch.randn(study['walt_batch'], 8, LATENT_FRAMES + PRESETS[preset]['frames'], side, side)
+            # an I-WALT step is an image step; for V-WALT time a clip step (the image steps are I-WALT's)
+            loss_fn = walt_loss(objective, image_fraction=0.0)
+            flops, sec = time_step(model, loss_fn, batch, args.steps)
+            print(f"{preset:5s} {objective}-walt {study['walt_size']:5s} ({count_parameters(model) / 1e6:.2f}M) batch {study['walt_batch']} "
+                  f"latents {side}x{side}: {flops / 1e9:.1f} GFLOP/step, {sec * 1000:.0f} ms/step, "
+                  f"{flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / 1e9 / peak:.0%} of matmul")
+        torch.manual_seed(0)
+        ae = build_autoencoder(study['ae_size'])
+        clips = torch.randint(0, 255, (study['ae_batch'], PRESETS[preset]['frames'], PRESETS[preset]['size'], PRESETS[preset]['size'], 3), dtype=torch.uint8)
+        flops, sec = time_step(ae, autoencoder_loss(study['ae_crop']), clips, args.steps)
+        print(f"{preset:5s} autoencoder {study['ae_size']} batch {study['ae_batch']} crops 5x{study['ae_crop']}^2: "
+              f"{flops / 1e9:.1f} GFLOP/step, {sec * 1000:.0f} ms/step, {flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / 1e9 / peak:.0%} of matmul")
+    if args.full:
+        from walt_paper.pipeline import train_models
+        start = time.time()
+        timing = train_models(args.full, progress=False)
+        print(f"full training of preset {args.full}: {timing} -> {time.time() - start:.0f} s in all")
+
+
+if __name__ == '__main__':
+    main()
