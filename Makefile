@@ -21,9 +21,11 @@ install: $(STAMP)
 
 # nbdev_test runs every notebook (library and experiments) at the smoke preset; pytest runs
 # what does not belong in a notebook (installation, CLI, bad inputs, loaders on fixtures).
+# One OpenMP thread per process: nbdev_test runs two notebooks at once, and two processes of
+# two spinning threads each on two cores run many times slower than one thread each.
 test: install
-	WALT_PRESET=smoke $(BIN)/nbdev_test --timing
-	WALT_PRESET=smoke $(BIN)/pytest -q tests
+	WALT_PRESET=smoke OMP_NUM_THREADS=1 $(BIN)/nbdev_test --timing
+	WALT_PRESET=smoke OMP_NUM_THREADS=1 $(BIN)/pytest -q tests
 
 data: install
 	$(BIN)/walt-paper data --preset $(PRESET)
