@@ -203,8 +203,9 @@ def train_walt(objective: str, preset: str | None = None, out=None, resume: bool
                resume=resume, progress=progress)
 
 def load_walt(objective: str, preset: str | None = None, folder=None, size: str | None = None, device=None,
-              weights: str = 'ema') -> WALT:
-    "A trained WALT (eval mode); refuses a checkpoint of another objective or size, naming both."
+              weights: str = 'ema', ae_folder=None, check_latents: bool = True) -> WALT:
+    """A trained WALT (eval mode); refuses a checkpoint of another objective or size, naming both, and (with
+    `check_latents`) one trained on other latents than the preset's current ones (the world or autoencoder changed)."""
     if objective not in OBJECTIVES: raise ValueError(f"unknown objective {objective!r}; valid objectives are {list(OBJECTIVES)}")
     preset = get_preset(preset)['preset']
     path, ck = _load(folder or run_dir(preset, f'{objective}-walt'), f'{objective}-walt')
@@ -213,6 +214,11 @@ def load_walt(objective: str, preset: str | None = None, folder=None, size: str 
         raise ValueError(f"{path} holds a {run.get('objective')!r} model (name {run.get('name')!r}); asked for objective {objective!r}")
     if size is not None and run.get('size') != size:
         raise ValueError(f"{path} holds a WALT of size {run.get('size')!r}; asked for size {size!r}")
+    if check_latents:
+        z = latents('train', preset, ae_folder)
+        if run.get('latents') != content_key(walt_batch(z['clips'], z['frames']).numpy()):
+            raise ValueError(f"{path} was trained on other latents than the current ones of preset {preset!r} (the world or the "
+                             f"autoencoder changed since); retrain it: walt-paper train --objective {objective} --preset {preset}")
     model = WALT(WALTConfig(**run['model']))
     try: model.load_state_dict(ck[weights])
     except RuntimeError as e: raise ValueError(f"{path} does not fit a WALT of config {run['model']}: {e}") from e
