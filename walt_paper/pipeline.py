@@ -222,6 +222,7 @@ def load_walt(objective: str, preset: str | None = None, folder=None, size: str 
     model = WALT(WALTConfig(**run['model']))
     try: model.load_state_dict(ck[weights])
     except RuntimeError as e: raise ValueError(f"{path} does not fit a WALT of config {run['model']}: {e}") from e
+    model.run = run                                        # what it is (size, preset, objective), for result rows
     return model.to(_device(device)).eval()
 
 # %% ../nbs/02b_pipeline.ipynb #4da05a9a

@@ -195,7 +195,7 @@ def probe_rows(task: str | list, model: str, preset: str | None = None, block: i
     df = pd.DataFrame(rows)
     df = df.assign(experiment=experiment, dataset=dataset, model=model,
                    objective='none' if baseline else model.split('-')[-1],
-                   model_size='none' if baseline else run['walt_size'], train_step=step,
+                   model_size='none' if baseline else getattr(walt, 'run', {}).get('size', run['walt_size']), train_step=step,
                    block=-1 if baseline else block, noise=float('nan') if baseline else noise,
                    preset=preset, seed=seed, git_sha=git_sha())
     return df[RESULT_COLUMNS]
