@@ -57,8 +57,9 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
     preset = get_preset(preset)['preset']
     out = Path(out) if out else data_dir('runs', preset, 'notebooks'); out.mkdir(parents=True, exist_ok=True)
     package_time = max(p.stat().st_mtime for p in (repo_root()/'walt_paper').glob('*.py'))
-    done = []
-    for nb in experiment_notebooks(names):
+    done, notebooks = [], experiment_notebooks(names)
+    if not notebooks: print('no experiment notebooks yet')
+    for nb in notebooks:
         target = out/nb.name
         if not force and target.exists() and target.stat().st_mtime > max(nb.stat().st_mtime, package_time):
             print(f"skip {nb.name} (already run: {target}; --force to rerun)"); continue
@@ -137,8 +138,6 @@ def main(argv=None):
     elif args.command in ('autoencoder', 'train'):
         return train_command(args)
     elif args.command == 'run':
-        notebooks = experiment_notebooks(args.notebooks)
-        if not notebooks: print('no experiment notebooks yet'); return 0
         run_notebooks(args.notebooks, args.preset, args.force)
     return 0
 

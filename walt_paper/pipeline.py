@@ -76,6 +76,11 @@ def autoencoder_loss(crop: int, frames: int = 5):
     return loss_fn
 
 # %% ../nbs/02b_pipeline.ipynb #9a0d50fc
+def _check_objective(objective: str) -> str:
+    "An objective of `OBJECTIVES`; another raises naming the valid ones."
+    if objective not in OBJECTIVES: raise ValueError(f"unknown objective {objective!r}; valid objectives are {list(OBJECTIVES)}")
+    return objective
+
 def _device(device=None) -> torch.device:
     if device is not None: return torch.device(device)
     rank_local = int(os.environ.get('LOCAL_RANK', 0))
@@ -119,14 +124,15 @@ def load_autoencoder(preset: str | None = None, folder=None, device=None) -> tup
 
 # %% ../nbs/02b_pipeline.ipynb #5bd252cf
 @torch.no_grad()
-def encode_clips(ae: Autoencoder, clips: np.ndarray, batch_size: int = 16) -> dict:
-    "Latents of uint8 clips (n, F, H, W, 3): 'clips' (n, c, 1 + (F-1)/4, h, w) and 'frames' (n, c, F, h, w), each frame encoded alone."
+def encode_clips(ae: Autoencoder, clips: np.ndarray, batch_size: int = 16, image_frames=None) -> dict:
+    """Latents of uint8 clips (n, F, H, W, 3): 'clips' (n, c, 1 + (F-1)/4, h, w) and 'frames' (n, c, F', h, w), each of the
+    pixel frames `image_frames` (default all F) encoded alone, as an image."""
     device = next(ae.parameters()).device
     out_clips, out_frames = [], []
     for i in range(0, len(clips), batch_size):
         x = to_video_tensor(clips[i:i + batch_size]).to(device)                   # (b, 3, F, H, W)
         out_clips.append(ae.encode(x).float().cpu())
-        frames = rearrange(x, 'b c f h w -> (b f) c 1 h w')
+        frames = rearrange(x if image_frames is None else x[:, :, list(image_frames)], 'b c f h w -> (b f) c 1 h w')
         z = torch.cat([ae.encode(frames[j:j + 4 * batch_size]) for j in range(0, len(frames), 4 * batch_size)])
         out_frames.append(rearrange(z.float().cpu(), '(b f) c 1 h w -> b c f h w', b=len(x)))
     return {'clips': torch.cat(out_clips).numpy(), 'frames': torch.cat(out_frames).numpy()}
@@ -159,7 +165,7 @@ def walt_batch(clips: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
 
 def is_image_step(objective: str, seed: int, step: int, image_fraction: float = IMAGE_FRACTION) -> bool:
     "I-WALT trains on images at every step; V-WALT on images with probability `image_fraction` (a coin of the step)."
-    if objective not in OBJECTIVES: raise ValueError(f"unknown objective {objective!r}; valid objectives are {list(OBJECTIVES)}")
+    _check_objective(objective)
     if objective == 'image': return True
     g = step_generators(seed, step, [2 ** 32 - 1])[0]
     return bool(torch.rand((), generator=g) < image_fraction)
@@ -189,7 +195,7 @@ def walt_run(objective: str, cfg: dict, model: WALT, data_key: str) -> dict:
 def train_walt(objective: str, preset: str | None = None, out=None, resume: bool = True, progress: bool = True,
                device=None, ae_folder=None, seed: int = 0, **overrides) -> dict:
     "Train I-WALT (objective 'image') or V-WALT ('video') on the shared latents; returns `fit`'s state."
-    if objective not in OBJECTIVES: raise ValueError(f"unknown objective {objective!r}; valid objectives are {list(OBJECTIVES)}")
+    _check_objective(objective)
     cfg = study_config(preset, **overrides); preset = cfg['preset']
     z = latents('train', preset, ae_folder)
     data = walt_batch(z['clips'], z['frames'])
@@ -206,7 +212,7 @@ def load_walt(objective: str, preset: str | None = None, folder=None, size: str 
               weights: str = 'ema', ae_folder=None, check_latents: bool = True) -> WALT:
     """A trained WALT (eval mode); refuses a checkpoint of another objective or size, naming both, and (with
     `check_latents`) one trained on other latents than the preset's current ones (the world or autoencoder changed)."""
-    if objective not in OBJECTIVES: raise ValueError(f"unknown objective {objective!r}; valid objectives are {list(OBJECTIVES)}")
+    _check_objective(objective)
     preset = get_preset(preset)['preset']
     path, ck = _load(folder or run_dir(preset, f'{objective}-walt'), f'{objective}-walt')
     run = ck['state']['run']

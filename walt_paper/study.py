@@ -97,9 +97,9 @@ def _latent_split_features(model: str, walt, z: dict, blocks, noise: float, seed
 def _spatial_factor(preset: str) -> int:
     return pipeline.load_autoencoder(preset, device='cpu')[0].config.spatial_factor
 
-def model_features(model: str, preset: str, blocks, noise: float = DEFAULT_NOISE, seed: int = 0) -> dict:
-    "{split: {block: features (n, f, h, w, D)}} of `model` for the world's three splits (cached on disk)."
-    walt, _ = load_model(model, preset, seed)
+def model_features(model: str, preset: str, blocks, noise: float = DEFAULT_NOISE, seed: int = 0, walt=None) -> dict:
+    "{split: {block: features (n, f, h, w, D)}} of `model` (`walt` when already loaded) for the world's three splits (cached on disk)."
+    if walt is None: walt, _ = load_model(model, preset, seed)
     if model == 'pixels':
         factor = _spatial_factor(preset)
         return {s: dict.fromkeys(blocks, pixel_features(world_split(s, preset)['video'], factor)) for s in SPLITS}
@@ -118,15 +118,9 @@ def _check_video(video, name: str = 'video') -> np.ndarray:
 
 @torch.no_grad()
 def _encode(ae, video: np.ndarray, batch_size: int = 16) -> dict:
-    "Raw latents 'clips' (n, c, f, h, w) and 'images' (n, c, f, h, w): as `pipeline.encode_clips`, but only the pixel frames the clip latents stand for are encoded alone."
-    device, key = next(ae.parameters()).device, probes.latent_pixel_frames(video.shape[1])
-    clips, images = [], []
-    for i in range(0, len(video), batch_size):
-        x = pipeline.to_video_tensor(video[i:i + batch_size]).to(device)                       # (b, 3, F, H, W)
-        clips.append(ae.encode(x).float().cpu())
-        frames = ae.encode(rearrange(x[:, :, key], 'b c f h w -> (b f) c 1 h w'))               # (b f, c, 1, h, w)
-        images.append(rearrange(frames.float().cpu(), '(b f) c 1 h w -> b c f h w', b=len(x)))
-    return {'clips': torch.cat(clips).numpy(), 'images': torch.cat(images).numpy()}
+    "Raw latents 'clips' (n, c, f, h, w) and 'images' (n, c, f, h, w): `pipeline.encode_clips` with only the pixel frames the clip latents stand for encoded alone."
+    z = pipeline.encode_clips(ae, video, batch_size, image_frames=probes.latent_pixel_frames(video.shape[1]))
+    return {'clips': z['clips'], 'images': z['frames']}
 
 def _encode_splits(videos: dict, preset: str) -> dict:
     "`encode_videos` of each split of {split: clips}, the autoencoder and the statistics loaded once."
@@ -186,7 +180,7 @@ def probe_rows(task: str | list, model: str, preset: str | None = None, block: i
     block = default_block(walt.config.depth) if block is None and not baseline else (0 if baseline else block)
     targets = {t: {s: probes.task_targets(t, data[s]) for s in SPLITS} for t in tasks}
     if features is not None: feats = features
-    elif on_world: feats = model_features(model, preset, [block], noise, seed)
+    elif on_world: feats = model_features(model, preset, [block], noise, seed, walt=walt)
     else: feats = dataset_features(model, {s: data[s]['video'] for s in SPLITS}, preset, [block], noise, seed)
     settings = {**PROBE_SETTINGS[preset], **probe_overrides}
     rows = [row for t in tasks for row in probes.train_probe(t, feats['train'][block], targets[t]['train'], feats['val'][block],
