@@ -13,10 +13,10 @@ from einops import rearrange
 
 # %% auto #0
 __all__ = ['AE_SIZES', 'OBJECTIVES', 'WALT_SIZES', 'count_parameters', 'CausalConv3d', 'FrameGroupNorm', 'ResBlock3d',
-           'Downsample3d', 'Upsample3d', 'DiagonalGaussian', 'AutoencoderConfig', 'Encoder3d', 'Decoder3d',
-           'Autoencoder', 'build_autoencoder', 'timestep_features', 'TimestepEmbedder', 'clamp_window',
-           'RelativePositionBias', 'attention_with_bias', 'WindowAttention', 'AdaLNLoRA', 'WALTBlock', 'FinalLayer',
-           'WALTConfig', 'WALT', 'build_walt']
+           'pool_shortcut', 'repeat_shortcut', 'Downsample3d', 'Upsample3d', 'DiagonalGaussian', 'AutoencoderConfig',
+           'Encoder3d', 'Decoder3d', 'Autoencoder', 'build_autoencoder', 'timestep_features', 'TimestepEmbedder',
+           'clamp_window', 'RelativePositionBias', 'attention_with_bias', 'WindowAttention', 'AdaLNLoRA', 'WALTBlock',
+           'FinalLayer', 'WALTConfig', 'WALT', 'build_walt']
 
 # %% ../nbs/01_model.ipynb #c6d36f4f
 def _as_tuple3(value, name: str) -> tuple:
@@ -84,24 +84,38 @@ class ResBlock3d(nn.Module):
         h = self.conv2(F.silu(self.norm2(h)))
         return self.skip(x) + h
 
+def pool_shortcut(x, time: bool):
+    "Average over 2 x 2 pixels and, when `time`, over frames (2j-1, 2j) with frame 0 alone: 1+2m -> 1+m frames."
+    x = F.avg_pool3d(x, (1, 2, 2))
+    return torch.cat([x[:, :, :1], (x[:, :, 1::2] + x[:, :, 2::2]) / 2], 2) if time else x
+
+def repeat_shortcut(x, time: bool):
+    "Each pixel repeated 2 x 2 and, when `time`, each frame after frame 0 twice: 1+m -> 1+2m frames."
+    x = x.repeat_interleave(2, 3).repeat_interleave(2, 4)
+    return torch.cat([x[:, :, :1], x[:, :, 1:].repeat_interleave(2, 2)], 2) if time else x
+
 class Downsample3d(nn.Module):
-    "Halve H and W (and T when `time`, keeping frame 0 separate: 1+2m -> 1+m frames) with a strided causal conv."
-    def __init__(self, channels: int, time: bool):
+    "Halve H and W (and T when `time`, keeping frame 0 separate: 1+2m -> 1+m frames): strided causal conv + pooling shortcut."
+    def __init__(self, channels: int, time: bool, shortcut: bool = True):
         super().__init__()
+        self.time, self.shortcut = time, shortcut
         self.conv = CausalConv3d(channels, channels, 3, stride=(2 if time else 1, 2, 2))
 
-    def forward(self, x): return self.conv(x)
+    def forward(self, x):
+        y = self.conv(x)
+        return y + pool_shortcut(x, self.time) if self.shortcut else y
 
 class Upsample3d(nn.Module):
-    "Double H and W (and T when `time`: 1+m -> 1+2m frames) by depth-to-space after a causal conv (MAGVIT-v2)."
-    def __init__(self, channels: int, time: bool):
+    "Double H and W (and T when `time`: 1+m -> 1+2m frames) by depth-to-space after a causal conv (MAGVIT-v2) + repetition shortcut."
+    def __init__(self, channels: int, time: bool, shortcut: bool = True):
         super().__init__()
-        self.time_factor = 2 if time else 1
+        self.time, self.shortcut, self.time_factor = time, shortcut, 2 if time else 1
         self.conv = CausalConv3d(channels, channels * self.time_factor * 4, 3)
 
     def forward(self, x):  # x: (B, C, T, H, W)
-        x = rearrange(self.conv(x), 'b (c st sh sw) t h w -> b c (t st) (h sh) (w sw)', st=self.time_factor, sh=2, sw=2)
-        return x[:, :, self.time_factor - 1:]   # frame 0 unfolds into one frame, not two
+        y = rearrange(self.conv(x), 'b (c st sh sw) t h w -> b c (t st) (h sh) (w sw)', st=self.time_factor, sh=2, sw=2)
+        y = y[:, :, self.time_factor - 1:]   # frame 0 unfolds into one frame, not two
+        return y + repeat_shortcut(x, self.time) if self.shortcut else y
 
 # %% ../nbs/01_model.ipynb #fb3c3871
 class DiagonalGaussian:
@@ -134,24 +148,31 @@ class AutoencoderConfig:
     num_res_blocks: int = 1
     norm_groups: int = 8
     temporal_downsample: tuple = (False, True, True)
+    patch_size: int = 1          # pixels folded into channels before the first conv (space-to-depth), unfolded after the last
+    shortcuts: bool = True       # parameter-free shortcuts around resampling and at the latents (DC-AE)
 
     def __post_init__(self):
         self.channel_mults, self.temporal_downsample = tuple(self.channel_mults), tuple(self.temporal_downsample)
         if len(self.temporal_downsample) != len(self.channel_mults) - 1:
             raise ValueError(f"temporal_downsample={self.temporal_downsample} needs one entry per downsampling "
                              f"(len(channel_mults) - 1 = {len(self.channel_mults) - 1})")
-        for name in ('in_channels', 'latent_channels', 'base_channels', 'num_res_blocks', 'norm_groups'):
+        for name in ('in_channels', 'latent_channels', 'base_channels', 'num_res_blocks', 'norm_groups', 'patch_size'):
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        top = self.base_channels * self.channel_mults[-1]
+        if self.shortcuts and top % self.latent_channels:
+            raise ValueError(f"with shortcuts the deepest width {top} must be a multiple of latent_channels={self.latent_channels}")
 
     @property
-    def spatial_factor(self) -> int: return 2 ** (len(self.channel_mults) - 1)
+    def spatial_factor(self) -> int: return self.patch_size * 2 ** (len(self.channel_mults) - 1)
 
     @property
     def temporal_factor(self) -> int: return 2 ** sum(map(bool, self.temporal_downsample))
 
 AE_SIZES = {
-    'tiny':  dict(base_channels=16,  channel_mults=(1, 2, 2, 4), num_res_blocks=1, norm_groups=8),
-    'small': dict(base_channels=32,  channel_mults=(1, 2, 2, 4), num_res_blocks=1, norm_groups=8),
+    'tiny':  dict(base_channels=32,  channel_mults=(1, 2, 4), num_res_blocks=1, norm_groups=8,
+                  temporal_downsample=(True, True), patch_size=2),
+    'small': dict(base_channels=64,  channel_mults=(1, 2, 4), num_res_blocks=1, norm_groups=8,
+                  temporal_downsample=(True, True), patch_size=2),
     'base':  dict(base_channels=64,  channel_mults=(1, 2, 2, 4), num_res_blocks=2, norm_groups=16),
     'paper': dict(base_channels=128, channel_mults=(1, 2, 2, 4), num_res_blocks=4, norm_groups=32),
 }
@@ -162,19 +183,25 @@ class Encoder3d(nn.Module):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         widths = [cfg.base_channels * m for m in cfg.channel_mults]
-        self.conv_in = CausalConv3d(cfg.in_channels, widths[0], 3)
+        self.patch, self.shortcuts, self.latent_channels = cfg.patch_size, cfg.shortcuts, cfg.latent_channels
+        self.conv_in = CausalConv3d(cfg.in_channels * cfg.patch_size ** 2, widths[0], 3)
         layers, width = [], widths[0]
         for level, level_width in enumerate(widths):
             for _ in range(cfg.num_res_blocks):
                 layers.append(ResBlock3d(width, level_width, cfg.norm_groups)); width = level_width
-            if level < len(widths) - 1: layers.append(Downsample3d(width, time=cfg.temporal_downsample[level]))
+            if level < len(widths) - 1: layers.append(Downsample3d(width, cfg.temporal_downsample[level], cfg.shortcuts))
         layers += [ResBlock3d(width, width, cfg.norm_groups), ResBlock3d(width, width, cfg.norm_groups)]
         self.layers = nn.Sequential(*layers)
         self.norm_out = FrameGroupNorm(cfg.norm_groups, width)
         self.conv_out = nn.Conv3d(width, 2 * cfg.latent_channels, 1)
 
     def forward(self, x):
-        return self.conv_out(F.silu(self.norm_out(self.layers(self.conv_in(x)))))
+        x = rearrange(x, 'b c t (h p) (w q) -> b (c p q) t h w', p=self.patch, q=self.patch)   # space-to-depth
+        h = self.layers(self.conv_in(x))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        if not self.shortcuts: return out
+        mean = h.unflatten(1, (self.latent_channels, -1)).mean(2)        # channel groups averaged into the mean
+        return out + torch.cat([mean, torch.zeros_like(mean)], 1)
 
 class Decoder3d(nn.Module):
     "(B, c, 1+k, h, w) -> (B, 3, 1+4k, 8h, 8w), mirroring `Encoder3d` with depth-to-space upsampling."
@@ -182,18 +209,22 @@ class Decoder3d(nn.Module):
         super().__init__()
         widths = [cfg.base_channels * m for m in cfg.channel_mults]
         width = widths[-1]
+        self.patch, self.shortcuts = cfg.patch_size, cfg.shortcuts
         self.conv_in = CausalConv3d(cfg.latent_channels, width, 3)
         layers = [ResBlock3d(width, width, cfg.norm_groups), ResBlock3d(width, width, cfg.norm_groups)]
         for level in reversed(range(len(widths))):
             for _ in range(cfg.num_res_blocks):
                 layers.append(ResBlock3d(width, widths[level], cfg.norm_groups)); width = widths[level]
-            if level > 0: layers.append(Upsample3d(width, time=cfg.temporal_downsample[level - 1]))
+            if level > 0: layers.append(Upsample3d(width, cfg.temporal_downsample[level - 1], cfg.shortcuts))
         self.layers = nn.Sequential(*layers)
         self.norm_out = FrameGroupNorm(cfg.norm_groups, width)
-        self.conv_out = CausalConv3d(width, cfg.in_channels, 3)
+        self.conv_out = CausalConv3d(width, cfg.in_channels * cfg.patch_size ** 2, 3)
 
     def forward(self, z):
-        return self.conv_out(F.silu(self.norm_out(self.layers(self.conv_in(z)))))
+        h = self.conv_in(z)
+        if self.shortcuts: h = h + z.repeat_interleave(h.shape[1] // z.shape[1], 1)   # each latent channel into a group
+        x = self.conv_out(F.silu(self.norm_out(self.layers(h))))
+        return rearrange(x, 'b (c p q) t h w -> b c t (h p) (w q)', p=self.patch, q=self.patch)   # depth-to-space
 
 # %% ../nbs/01_model.ipynb #693dd847
 class Autoencoder(nn.Module):

@@ -4,11 +4,12 @@
 
 # %% ../nbs/02b_pipeline.ipynb #926de066
 from __future__ import annotations
-import hashlib, os, time
+import hashlib, math, os, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from .data import (SPLITS, content_key, data_dir, figures_dir, get_preset, load_npz, atomic_save_npz,
                              world_split, check_count, source_hash)
@@ -18,17 +19,18 @@ from .train import TrainConfig, fit, latest_checkpoint, load_checkpoint, step_ge
 
 # %% auto #0
 __all__ = ['STUDY', 'KL_WEIGHT', 'IMAGE_FRACTION', 'LATENT_FRAMES', 'study_config', 'run_dir', 'to_video_tensor', 'ae_crops',
-           'autoencoder_loss', 'world_key', 'train_autoencoder', 'load_autoencoder', 'encode_clips', 'encoded_split',
-           'latents', 'walt_batch', 'is_image_step', 'walt_loss', 'walt_run', 'train_walt', 'load_walt', 'generate',
-           'plot_samples', 'read_losses', 'plot_losses', 'train_models', 'save_training_figures']
+           'autoencoder_loss', 'world_key', 'train_autoencoder', 'load_autoencoder', 'reconstruction_quality',
+           'encode_clips', 'encoded_split', 'latents', 'walt_batch', 'is_image_step', 'walt_loss', 'walt_run',
+           'train_walt', 'load_walt', 'generate', 'plot_samples', 'read_losses', 'plot_losses', 'train_models',
+           'save_training_figures']
 
 # %% ../nbs/02b_pipeline.ipynb #1c1028e7
 STUDY = {
-    'smoke': dict(ae_size='tiny', ae_steps=4, ae_batch=2, ae_crop=16, ae_lr=1e-3,
+    'smoke': dict(ae_size='tiny', ae_steps=4, ae_batch=2, ae_crop=16, ae_frames=5, ae_lr=1e-3,
                   walt_size='tiny', walt_steps=6, walt_batch=4, walt_lr=1e-3, walt_ema=0.99, warmup=2, ckpt_every=3),
-    'quick': dict(ae_size='tiny', ae_steps=200, ae_batch=8, ae_crop=32, ae_lr=1e-3,
+    'quick': dict(ae_size='tiny', ae_steps=150, ae_batch=8, ae_crop=32, ae_frames=9, ae_lr=2e-3,
                   walt_size='tiny', walt_steps=600, walt_batch=16, walt_lr=5e-4, walt_ema=0.99, warmup=50, ckpt_every=100),
-    'paper': dict(ae_size='tiny', ae_steps=1200, ae_batch=8, ae_crop=32, ae_lr=1e-3,
+    'paper': dict(ae_size='tiny', ae_steps=600, ae_batch=8, ae_crop=32, ae_frames=9, ae_lr=2e-3,
                   walt_size='small', walt_steps=800, walt_batch=16, walt_lr=3e-4, walt_ema=0.995, warmup=100, ckpt_every=100),
 }
 KL_WEIGHT = 1e-6          # a small KL keeps the latent space smooth without blurring (as in latent diffusion VAEs)
@@ -57,13 +59,13 @@ def ae_crops(clips: torch.Tensor, gens, frames: int, crop: int) -> torch.Tensor:
     "One random crop per clip, drawn from the clip's own generator: `frames` consecutive frames, crop x crop pixels."
     out = []
     for clip, g in zip(clips, gens):                                   # clip: (F, H, W, 3) uint8
-        F, H, W = clip.shape[:3]
-        f0 = int(torch.randint(0, F - frames + 1, (), generator=g)); y0 = int(torch.randint(0, H - crop + 1, (), generator=g))
+        T, H, W = clip.shape[:3]
+        f0 = int(torch.randint(0, T - frames + 1, (), generator=g)); y0 = int(torch.randint(0, H - crop + 1, (), generator=g))
         x0 = int(torch.randint(0, W - crop + 1, (), generator=g))
         out.append(clip[f0:f0 + frames, y0:y0 + crop, x0:x0 + crop])
     return to_video_tensor(torch.stack(out))
 
-def autoencoder_loss(crop: int, frames: int = 5):
+def autoencoder_loss(crop: int, frames: int = 9):
     "The autoencoder's `loss_fn` for `fit`: L1 reconstruction + KL_WEIGHT * KL on random crops."
     def loss_fn(model, clips, gens, step):
         x = ae_crops(clips, gens, frames, crop).to(next(model.parameters()).device)   # (B, 3, frames, crop, crop)
@@ -98,10 +100,10 @@ def train_autoencoder(preset: str | None = None, out=None, resume: bool = True, 
     torch.manual_seed(0)
     ae = build_autoencoder(cfg['ae_size']).to(_device(device))
     run = {'name': 'autoencoder', 'preset': preset, 'size': cfg['ae_size'], 'model': asdict(ae.config),
-           'data': world_key(world), 'crop': cfg['ae_crop'], 'kl_weight': KL_WEIGHT}
+           'data': world_key(world), 'crop': cfg['ae_crop'], 'frames': cfg['ae_frames'], 'kl_weight': KL_WEIGHT}
     train = TrainConfig(steps=cfg['ae_steps'], batch_size=cfg['ae_batch'], lr=cfg['ae_lr'], warmup=cfg['warmup'],
                         ckpt_every=cfg['ckpt_every'], ema_decay=0.99)
-    return fit(ae, torch.from_numpy(world['video']), autoencoder_loss(cfg['ae_crop']), train,
+    return fit(ae, torch.from_numpy(world['video']), autoencoder_loss(cfg['ae_crop'], cfg['ae_frames']), train,
                out or run_dir(preset, 'autoencoder'), run, resume=resume, progress=progress)
 
 def _load(folder, what: str):
@@ -121,6 +123,23 @@ def load_autoencoder(preset: str | None = None, folder=None, device=None) -> tup
     ae = Autoencoder(AutoencoderConfig(**run['model']))
     ae.load_state_dict(ck['ema'])
     return ae.to(_device(device)).eval(), content_key(hashlib.sha256((path/'ema.safetensors').read_bytes()).hexdigest())
+
+# %% ../nbs/02b_pipeline.ipynb #228c5552
+@torch.no_grad()
+def reconstruction_quality(preset: str | None = None, clips: int = 32, folder=None) -> dict:
+    "Test-split reconstruction error of the trained autoencoder and of the 8x8 patch-mean baseline (L1 in 0-255 levels, PSNR dB)."
+    preset = get_preset(preset)['preset']
+    ae, _ = load_autoencoder(preset, folder=folder)
+    x = to_video_tensor(world_split('test', preset)['video'][:clips]).to(next(ae.parameters()).device)
+    recon = torch.cat([ae.decode(ae.encode(x[i:i + 8])).clamp(-1, 1) for i in range(0, len(x), 8)])
+    frames = rearrange(x, 'b c f h w -> (b f) c h w'); k = ae.config.spatial_factor
+    blur = rearrange(F.interpolate(F.avg_pool2d(frames, k), scale_factor=k, mode='bilinear', align_corners=False),
+                     '(b f) c h w -> b c f h w', b=len(x))
+    def scores(y):
+        l1 = (y - x).abs().mean().item() * 127.5
+        return round(l1, 2), round(10 * math.log10(4 / (y - x).pow(2).mean().item()), 2)
+    (l1, psnr), (blur_l1, blur_psnr) = scores(recon), scores(blur)
+    return {'clips': len(x), 'l1': l1, 'psnr': psnr, f'patch_mean_{k}_l1': blur_l1, f'patch_mean_{k}_psnr': blur_psnr}
 
 # %% ../nbs/02b_pipeline.ipynb #5bd252cf
 @torch.no_grad()
@@ -295,10 +314,11 @@ def train_models(preset: str | None = None, progress: bool = True, figures: bool
         print(f"{name}: {timing[name]:.0f} s", flush=True); return out
     stage('autoencoder', lambda: train_autoencoder(preset, progress=progress))
     stage('latents', lambda: [latents(s, preset) for s in SPLITS])
+    quality = reconstruction_quality(preset); print(f"autoencoder on test clips: {quality}", flush=True)
     for objective in OBJECTIVES: stage(f'{objective}-walt', lambda: train_walt(objective, preset, progress=progress))
     path = run_dir(preset)/'timing.json'
     previous = json.loads(path.read_text()) if path.exists() else {}
-    record = {**previous, 'last_call': timing, 'git_sha': git_sha(), 'torch_threads': torch.get_num_threads()}
+    record = {**previous, 'last_call': timing, 'autoencoder_test': quality, 'git_sha': git_sha(), 'torch_threads': torch.get_num_threads()}
     atomic_write_bytes(path, json.dumps(record, indent=1).encode())
     if figures: save_training_figures(preset)
     return timing
