@@ -21,7 +21,8 @@ __all__ = ['TASKS', 'WORLD_TASKS', 'feature_noise', 'extract_features', 'latent_
            'time_feature_extraction', 'checkpoint_hash', 'latents_key', 'feature_cache_path', 'cached_features',
            'CrossAttentionBlock', 'TokenEmbedding', 'fourier_features', 'cell_centres', 'AttentiveClassifier',
            'DepthDecoder', 'PoseRegressor', 'pose_matrices', 'TrackReadout', 'task_spec', 'latent_pixel_frames',
-           'task_targets', 'build_probe', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe']
+           'task_targets', 'build_probe', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe',
+           'trivial_predictions', 'trivial_metrics']
 
 # %% ../nbs/03_probes.ipynb #ba693867
 _NOISE_STREAM = 0xFEA7   # keeps feature noise apart from the training loop's (seed, step, example) streams
@@ -622,3 +623,20 @@ def train_probe(task: str, train_feats, train_targets, val_feats, val_targets, t
         values = task_metrics(task, grid.predict(test_feats, test_targets, heads=[grid.lrs.index(best_lr)], batch_size=eval_batch_size)[0], test_targets)
         rows += [dict(task=task, metric=m, value=v, lr=best_lr, probe_seed=int(seed), split='test') for m, v in values.items()]
     return rows
+
+# %% ../nbs/03_probes.ipynb #0eeeda1f
+def trivial_predictions(task: str, train: dict, test: dict) -> dict:
+    "Predictions for the `test` targets that use no features: see above (`train`, `test`: `task_targets` of two splits)."
+    kind = task_spec(task)['probe']
+    if kind == 'classify':
+        majority = int(torch.bincount(train['label']).argmax())
+        return {'logits': F.one_hot(torch.full_like(test['label'], majority), max(majority + 1, int(test['label'].max()) + 1)).float()}
+    if kind == 'depth': return {'depth': train['depth'].mean(0, keepdim=True).expand_as(test['depth'])}
+    if kind == 'pose': return {'pose': torch.eye(4, dtype=test['pose'].dtype)[:test['pose'].shape[-2]].expand_as(test['pose']).clone()}
+    stay = test['query'][:, :, None].expand_as(test['positions']).clone()
+    return {'positions': stay, 'visible': torch.ones_like(test['visible'])}
+
+def trivial_metrics(task: str, train_world: dict, test_world: dict) -> dict:
+    "The task's metrics of `trivial_predictions` on a test split (world dicts with the task's target keys)."
+    train, test = task_targets(task, train_world), task_targets(task, test_world)
+    return task_metrics(task, trivial_predictions(task, train, test), test)
