@@ -106,8 +106,14 @@ def train_autoencoder(preset: str | None = None, out=None, resume: bool = True, 
     return fit(ae, torch.from_numpy(world['video']), autoencoder_loss(cfg['ae_crop'], cfg['ae_frames']), train,
                out or run_dir(preset, 'autoencoder'), run, resume=resume, progress=progress)
 
-def _load(folder, what: str):
-    "The latest checkpoint in `folder` (EMA weights), with a clear error when there is none."
+def _load(folder, what: str, step: int | None = None):
+    "The latest checkpoint in `folder` (or the one of `step`), with a clear error when there is none."
+    if step is not None:
+        path = Path(folder)/'checkpoints'/f'step-{int(step):08d}'
+        if not path.is_dir():
+            kept = sorted(int(p.name.split('-')[1]) for p in (Path(folder)/'checkpoints').glob('step-*'))
+            raise FileNotFoundError(f"no {what} checkpoint of step {step} in {folder}; kept steps: {kept}")
+        return path, load_checkpoint(path)
     latest = latest_checkpoint(Path(folder)/'checkpoints')
     if latest is None:
         command = 'walt-paper autoencoder' if what == 'autoencoder' else f"walt-paper train --objective {what.split('-')[0]}"
@@ -223,17 +229,18 @@ def train_walt(objective: str, preset: str | None = None, out=None, resume: bool
                        max_latent_size=max(16, data.shape[-1])).to(_device(device))
     run = walt_run(objective, cfg, model, content_key(data.numpy()))
     train = TrainConfig(steps=cfg['walt_steps'], batch_size=cfg['walt_batch'], lr=cfg['walt_lr'], warmup=cfg['warmup'],
-                        ckpt_every=cfg['ckpt_every'], ema_decay=cfg['walt_ema'], seed=seed)
+                        ckpt_every=cfg['ckpt_every'], keep_every=cfg['ckpt_every'], ema_decay=cfg['walt_ema'], seed=seed)
     return fit(model, data, walt_loss(objective, seed), train, out or run_dir(preset, f'{objective}-walt'), run,
                resume=resume, progress=progress)
 
 def load_walt(objective: str, preset: str | None = None, folder=None, size: str | None = None, device=None,
-              weights: str = 'ema', ae_folder=None, check_latents: bool = True) -> WALT:
+              weights: str = 'ema', ae_folder=None, check_latents: bool = True, step: int | None = None) -> WALT:
     """A trained WALT (eval mode); refuses a checkpoint of another objective or size, naming both, and (with
-    `check_latents`) one trained on other latents than the preset's current ones (the world or autoencoder changed)."""
+    `check_latents`) one trained on other latents than the preset's current ones (the world or autoencoder changed).
+    `step` picks a kept checkpoint (every `ckpt_every` steps are kept) instead of the latest."""
     _check_objective(objective)
     preset = get_preset(preset)['preset']
-    path, ck = _load(folder or run_dir(preset, f'{objective}-walt'), f'{objective}-walt')
+    path, ck = _load(folder or run_dir(preset, f'{objective}-walt'), f'{objective}-walt', step)
     run = ck['state']['run']
     if run.get('objective') != objective:
         raise ValueError(f"{path} holds a {run.get('objective')!r} model (name {run.get('name')!r}); asked for objective {objective!r}")
@@ -247,7 +254,7 @@ def load_walt(objective: str, preset: str | None = None, folder=None, size: str 
     model = WALT(WALTConfig(**run['model']))
     try: model.load_state_dict(ck[weights])
     except RuntimeError as e: raise ValueError(f"{path} does not fit a WALT of config {run['model']}: {e}") from e
-    model.run = run                                        # what it is (size, preset, objective), for result rows
+    model.run, model.step = run, ck['state']['step']      # what it is (size, preset, objective) and when, for result rows
     return model.to(_device(device)).eval()
 
 # %% ../nbs/02b_pipeline.ipynb #4da05a9a

@@ -61,6 +61,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ckpt_every: int = 200
     keep: int = 2                # checkpoints kept on disk
+    keep_every: int = 0          # also keep every checkpoint at a multiple of this step (the training-budget analysis); 0: none
     seed: int = 0
     log_every: int = 10
 
@@ -72,8 +73,10 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 def _state_bytes(obj) -> bytes:
     buf = io.BytesIO(); torch.save(obj, buf); return buf.getvalue()
 
-def save_checkpoint(folder, step: int, model: nn.Module, ema: nn.Module, optimizer, state: dict, keep: int = 2) -> Path:
-    "Write a checkpoint atomically (temporary folder, then rename; then the `latest` pointer)."
+def save_checkpoint(folder, step: int, model: nn.Module, ema: nn.Module, optimizer, state: dict, keep: int = 2,
+                    keep_every: int = 0) -> Path:
+    """Write a checkpoint atomically (temporary folder, then rename; then the `latest` pointer); prune all but the newest
+    `keep` and those at multiples of `keep_every`."""
     from safetensors.torch import save as st_save
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     name = f'step-{step:08d}'
@@ -89,7 +92,8 @@ def save_checkpoint(folder, step: int, model: nn.Module, ema: nn.Module, optimiz
     if final.exists(): shutil.rmtree(final)
     os.replace(tmp, final)
     atomic_write_bytes(folder/'latest', name.encode())
-    for old in sorted(folder.glob('step-*'))[:-keep]: shutil.rmtree(old, ignore_errors=True)
+    for old in sorted(folder.glob('step-*'))[:-keep]:
+        if not (keep_every and int(old.name.split('-')[1]) % keep_every == 0): shutil.rmtree(old, ignore_errors=True)
     return final
 
 def latest_checkpoint(folder) -> Path | None:
@@ -131,7 +135,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float):
     for pe, p in zip(ema.parameters(), model.parameters()): pe.lerp_(p.detach(), 1 - decay)
     for be, b in zip(ema.buffers(), model.buffers()): be.copy_(b)
 
-_RESUMABLE = {'steps', 'ckpt_every', 'keep', 'log_every'}   # may change between a run and its resumption
+_RESUMABLE = {'steps', 'ckpt_every', 'keep', 'keep_every', 'log_every'}   # may change between a run and its resumption
 
 def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, run: dict | None = None,
         resume: bool = True, progress: bool = True) -> dict:
@@ -165,7 +169,7 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
     def checkpoint():
         if rank == 0:
             state = {'run': run, 'losses': losses, 'git_sha': git_sha(), 'torch': torch.__version__, 'world_size': world}
-            save_checkpoint(ckpt_dir, step, model, ema, optimizer, state, keep=cfg.keep)
+            save_checkpoint(ckpt_dir, step, model, ema, optimizer, state, keep=cfg.keep, keep_every=cfg.keep_every)
             atomic_write_bytes(out/'loss.csv', ('step,loss\n' + ''.join(f'{s},{l!r}\n' for s, l in losses)).encode())
         if world > 1: torch.distributed.barrier()
     start = time.time()
