@@ -316,8 +316,10 @@ def train_models(preset: str | None = None, progress: bool = True, figures: bool
     from walt_paper.data import atomic_write_bytes
     preset = get_preset(preset)['preset']
     timing = {}
+    steps_run = {}
     def stage(name, fn):
         start = time.time(); out = fn(); timing[name] = round(time.time() - start, 1)
+        if isinstance(out, dict): steps_run[name] = out['steps_run']
         print(f"{name}: {timing[name]:.0f} s", flush=True); return out
     stage('autoencoder', lambda: train_autoencoder(preset, progress=progress))
     stage('latents', lambda: [latents(s, preset) for s in SPLITS])
@@ -325,7 +327,9 @@ def train_models(preset: str | None = None, progress: bool = True, figures: bool
     for objective in OBJECTIVES: stage(f'{objective}-walt', lambda: train_walt(objective, preset, progress=progress))
     path = run_dir(preset)/'timing.json'
     previous = json.loads(path.read_text()) if path.exists() else {}
-    record = {**previous, 'last_call': timing, 'autoencoder_test': quality, 'git_sha': git_sha(), 'torch_threads': torch.get_num_threads()}
+    # seconds per stage of the last call that trained something; a call that only found finished runs changes nothing
+    trained = {'seconds': timing, 'steps_run': steps_run, 'git_sha': git_sha(), 'torch_threads': torch.get_num_threads()}
+    record = {**previous, 'autoencoder_test': quality, **({'last_training': trained} if any(steps_run.values()) else {})}
     atomic_write_bytes(path, json.dumps(record, indent=1).encode())
     if figures: save_training_figures(preset)
     return timing

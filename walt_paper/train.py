@@ -172,7 +172,7 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
             save_checkpoint(ckpt_dir, step, model, ema, optimizer, state, keep=cfg.keep, keep_every=cfg.keep_every)
             atomic_write_bytes(out/'loss.csv', ('step,loss\n' + ''.join(f'{s},{l!r}\n' for s, l in losses)).encode())
         if world > 1: torch.distributed.barrier()
-    start = time.time()
+    start, first_step = time.time(), step
     while step < cfg.steps:
         idx = batch_indices(len(data), cfg.batch_size, step, cfg.seed)
         mine = np.arange(rank * per_rank, (rank + 1) * per_rank)     # this process's positions in the global batch
@@ -193,8 +193,8 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
         if step % cfg.ckpt_every == 0 or step == cfg.steps: checkpoint()
     bar.close()
     if latest is None and step == 0: checkpoint()
-    return {'step': step, 'losses': losses, 'model': model, 'ema': ema, 'seconds': time.time() - start,
-            'checkpoint': ckpt_dir/f'step-{step:08d}'}
+    return {'step': step, 'steps_run': step - first_step, 'losses': losses, 'model': model, 'ema': ema,
+            'seconds': time.time() - start, 'checkpoint': ckpt_dir/f'step-{step:08d}'}
 
 def _check_same_run(saved: dict, run: dict, where):
     "A checkpoint may only be resumed by the same run (what is trained and how); `steps` may grow."
