@@ -215,11 +215,15 @@ class CrossAttentionBlock(nn.Module):
         self.mlp = _mlp(width, width, mlp_ratio)
         self.log_locality = nn.Parameter(torch.linspace(-2.0, 2.0, heads)) if locality else None
 
-    def forward(self, queries, tokens, need_weights: bool = False, query_xy=None, token_xy=None):
+    def keys_values(self, tokens):
+        "Keys and values (2, B, heads, N, d) of tokens (B, N, W): compute once to attend to the same tokens repeatedly."
+        return rearrange(self.kv(self.norm_x(tokens)), 'b n (two h d) -> two b h n d', two=2, h=self.heads)
+
+    def forward(self, queries, tokens, need_weights: bool = False, query_xy=None, token_xy=None, kv=None):
         """queries (B or 1, Q, W), tokens (B, N, W) -> updated queries (B, Q, W) [, attention averaged over heads (B, Q, N)].
         Queries shared by the batch may come as (1, Q, W): projected once, broadcast. `query_xy` (Q, 2), `token_xy` (N, 2):
-        positions in token cells, for the locality bias."""
-        k, v = rearrange(self.kv(self.norm_x(tokens)), 'b n (two h d) -> two b h n d', two=2, h=self.heads)
+        positions in token cells, for the locality bias. `kv`: `keys_values(tokens)` computed earlier (tokens then unused)."""
+        k, v = self.keys_values(tokens) if kv is None else kv
         q = rearrange(self.q(self.norm_q(queries)), 'b q (h d) -> b h q d', h=self.heads) * k.shape[-1] ** -0.5
         q = q.expand(len(k), -1, -1, -1)                                                       # (B, heads, Q, d)
         if self.log_locality is not None:   # -s|p - c|^2 = 2s p.c - s|c|^2 - s|p|^2, the last constant per query
@@ -378,7 +382,8 @@ class TrackReadout(nn.Module):
         query = repeat(query, 'b p c -> (b f) p c', f=f)                                  # the same query in every frame
         frame_tokens = rearrange(tokens, 'b f h w c -> (b f) (h w) c')
         token_xy = cell_centres(h, w, features.device) / torch.tensor([w, h], device=features.device) * 2 - 1   # (hw, 2)
-        out, weights = self.attend(query, frame_tokens, need_weights=True)               # (Bf, P, W), (Bf, P, hw)
+        kv = self.attend.keys_values(frame_tokens)                                       # once for every iteration
+        out, weights = self.attend(query, frame_tokens, need_weights=True, kv=kv)        # (Bf, P, W), (Bf, P, hw)
         state = weights @ token_xy                                                       # soft-argmax: (Bf, P, 2)
         if self.box: state = torch.cat([state, repeat(query_state[..., 2:], 'b p k -> (b f) p k', f=f)], -1)
         state = state + self.correct(self.norm(out))
@@ -387,7 +392,7 @@ class TrackReadout(nn.Module):
             estimate = state.detach()                                                    # RAFT: no gradient through the fed-back estimate
             refined = (query + self.sample_proj(self.sample(maps, estimate[..., :2]))
                        + self.estimate_embed(fourier_features(estimate, self.bands)))
-            out = self.attend(refined, frame_tokens)
+            out = self.attend(refined, frame_tokens, kv=kv)
             state = state + self.correct(self.norm(out))
             states.append(state)
         to_pixels = lambda s: rearrange(self.from_state(s), '(b f) p k -> b p f k', b=B)
@@ -520,7 +525,10 @@ class ProbeGrid:
     a grid of heads in one pass over frozen features). AdamW with one parameter group per head and a cosine schedule."""
     def __init__(self, task: str, dim: int, frames: int, lrs, seed: int, total_steps: int, size=None, classes=None,
                  weight_decay: float = 0.01, warmup_fraction: float = 0.1, probe_kwargs: dict | None = None, device='cpu',
-                 depth_pixels: int | None = 256):
+                 depth_pixels: int | None = 256, track_points: int | None = None):
+        for name, value in (('depth_pixels', depth_pixels), ('track_points', track_points)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer or None (all)")
         if not len(lrs) or any(isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 for lr in lrs):
             raise ValueError(f"lrs={lrs!r} must be a non-empty sequence of positive learning rates")
         if len(set(lrs)) != len(lrs): raise ValueError(f"lrs={lrs!r} holds a learning rate twice")
@@ -537,7 +545,8 @@ class ProbeGrid:
                        dict(params=[p for p in params if p.ndim < 2], base_lr=lr, weight_decay=0.0)]
         self.optimizer = torch.optim.AdamW(groups, lr=self.lrs[0])
         self.total_steps, self.warmup, self.steps = total_steps, max(1, int(warmup_fraction * total_steps)), 0
-        self.depth_pixels, self.pixel_generator = depth_pixels, torch.Generator().manual_seed(int(seed))
+        self.depth_pixels, self.track_points = depth_pixels, track_points
+        self.pixel_generator = torch.Generator().manual_seed(int(seed))
 
     def step(self, features, targets: dict) -> torch.Tensor:
         "One AdamW step of every head on the same batch; returns each head's loss (len(lrs),)."
@@ -546,6 +555,9 @@ class ProbeGrid:
         for probe in self.probes: probe.train()
         if self.kind == 'depth' and self.depth_pixels and self.depth_pixels < targets['depth'][0, 0].numel():
             targets = {**targets, 'pixels': torch.randperm(targets['depth'][0, 0].numel(), generator=self.pixel_generator)[:self.depth_pixels]}
+        if self.kind in ('track', 'box') and self.track_points and self.track_points < targets['query'].shape[1]:
+            keep = torch.randperm(targets['query'].shape[1], generator=self.pixel_generator)[:self.track_points]
+            targets = {**targets, **{k: targets[k][:, keep] for k in ('positions', 'visible', 'query')}}
         features, targets = features.to(self.device), _to_device(targets, self.device)
         losses = torch.stack([_probe_loss(self.kind, _run_probe(self.kind, p, features, targets), targets) for p in self.probes])
         self.optimizer.zero_grad(set_to_none=True)
@@ -581,7 +593,7 @@ def _check_split(name: str, features, targets: dict, like=None) -> int:
 def train_probe(task: str, train_feats, train_targets, val_feats, val_targets, test_feats, test_targets,
                 lrs=(3e-4, 1e-3, 3e-3, 1e-2), seeds=(0, 1, 2), epochs: int = 20, batch_size: int = 16,
                 weight_decay: float = 0.01, warmup_fraction: float = 0.1, probe_kwargs: dict | None = None,
-                eval_batch_size: int = 64, device='cpu', depth_pixels: int | None = 256) -> list[dict]:
+                eval_batch_size: int = 64, device='cpu', depth_pixels: int | None = 256, track_points: int | None = None) -> list[dict]:
     """Train `task`'s probe on frozen features (n, f, h, w, D) with a grid of learning rates in one pass per seed; pick the lr
     by the mean validation score over seeds; score the test split once per seed with it. Returns tidy rows
     {task, metric, value, lr, probe_seed, split}: 'val' for every (lr, seed), 'test' for the chosen lr. Features and targets
@@ -604,7 +616,8 @@ def train_probe(task: str, train_feats, train_targets, val_feats, val_targets, t
     rows, val_scores, grids = [], {}, {}
     for seed in seeds:
         grid = ProbeGrid(task, train_feats.shape[-1], train_feats.shape[1], lrs, seed, epochs * steps_per_epoch,
-                         train_targets.get('size'), classes, weight_decay, warmup_fraction, probe_kwargs, device, depth_pixels)
+                         train_targets.get('size'), classes, weight_decay, warmup_fraction, probe_kwargs, device, depth_pixels,
+                         track_points)
         order_generator = torch.Generator().manual_seed(int(seed))
         for _ in range(epochs):
             order = torch.randperm(n_train, generator=order_generator)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/03b_study.ipynb #96aca326
 from __future__ import annotations
-import fcntl, os, time
+import fcntl, json, os, time
+from functools import lru_cache
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -18,8 +19,9 @@ from . import pipeline, probes
 # %% auto #0
 __all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'REAL_CLIP_TASKS', 'default_block',
            'preset_lock', 'ensure_models', 'select_latents', 'model_latents', 'pixel_features', 'load_model',
-           'model_features', 'encode_videos', 'dataset_features', 'probe_rows', 'test_summary', 'save_rows',
-           'known_parameters', 'check_parameters', 'result_name']
+           'model_features', 'encode_videos', 'dataset_features', 'tensor_key', 'probe_cache_path',
+           'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows', 'known_parameters', 'check_parameters',
+           'result_name']
 
 # %% ../nbs/03b_study.ipynb #40f0e83c
 BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
@@ -155,14 +157,47 @@ def dataset_features(model: str, videos: dict, preset: str, blocks, noise: float
     return {s: _latent_split_features(model, walt, z, blocks, noise, seed) for s, z in latents.items()}
 
 # %% ../nbs/03b_study.ipynb #f11cb02c
+def tensor_key(x: torch.Tensor) -> str:
+    "Content key of a tensor: shape, dtype and bytes."
+    a = x.detach().cpu().contiguous().numpy()
+    return content_key(list(a.shape), str(a.dtype), a)
+
+@lru_cache(maxsize=None)
+def _probe_code_hash() -> str:
+    return source_hash(probes)
+
+def probe_cache_path(task: str, features_key: str, targets: dict, settings: dict) -> Path:
+    "Where `task`'s rows for features `features_key` and {split: targets} under probe `settings` are cached."
+    target_keys = {s: {k: tensor_key(v) if isinstance(v, torch.Tensor) else v for k, v in t.items()} for s, t in targets.items()}
+    key = content_key('probe-rows', task, features_key, target_keys, settings, _probe_code_hash(), torch.__version__)
+    return data_dir('cache', 'probe-rows')/f'{task}-{key}.json'
+
+def cached_train_probe(task: str, feats: dict, targets: dict, settings: dict, features_key: str | None = None,
+                       cache: bool = True) -> list[dict]:
+    """`probes.train_probe` on {split: features (n, f, h, w, D)} and {split: task targets} with `settings`; rows (with the
+    git sha that computed them) cached on disk unless `cache=False` (then always trained, nothing written)."""
+    from walt_paper.train import git_sha
+    path = None
+    if cache:
+        features_key = features_key or content_key(*[tensor_key(feats[s]) for s in SPLITS])
+        path = probe_cache_path(task, features_key, targets, settings)
+        if path.exists():
+            try: return json.loads(path.read_text())
+            except ValueError: path.unlink(missing_ok=True)          # a damaged entry is recomputed
+    rows = probes.train_probe(task, feats['train'], targets['train'], feats['val'], targets['val'], feats['test'],
+                              targets['test'], **settings)
+    rows = [{**row, 'git_sha': git_sha()} for row in rows]
+    if path is not None: atomic_write_bytes(path, json.dumps(rows).encode())
+    return rows
+
 def probe_rows(task: str | list, model: str, preset: str | None = None, block: int | None = None, noise: float = DEFAULT_NOISE,
                seed: int = 0, experiment: str = 'probe', features: dict | None = None, data: dict | None = None,
-               dataset: str | None = None, **probe_overrides) -> pd.DataFrame:
+               dataset: str | None = None, cache: bool = True, **probe_overrides) -> pd.DataFrame:
     """Train `task`'s probe (or each probe of a list of tasks, on features extracted once) on one block of `model`'s
     features; tidy rows (see `RESULT_COLUMNS`). The data are the world's three splits, or `data` = {split: {'video':
     uint8 (n, F, H, W, 3), <the tasks' target keys>}} for every split of `SPLITS`, named `dataset` in the rows.
-    `features` ({split: {block: tensor}}) skips the extraction."""
-    from walt_paper.train import git_sha
+    `features` ({split: {block: tensor}}) skips the extraction. Each task's rows are cached (`cached_train_probe`) unless
+    `cache=False`."""
     preset = get_preset(preset)['preset']
     tasks = [task] if isinstance(task, str) else list(task)
     if not tasks: raise ValueError(f"task must name at least one task; valid tasks are {list(probes.TASKS)}")
@@ -183,15 +218,16 @@ def probe_rows(task: str | list, model: str, preset: str | None = None, block: i
     elif on_world: feats = model_features(model, preset, [block], noise, seed, walt=walt)
     else: feats = dataset_features(model, {s: data[s]['video'] for s in SPLITS}, preset, [block], noise, seed)
     settings = {**PROBE_SETTINGS[preset], **probe_overrides}
-    rows = [row for t in tasks for row in probes.train_probe(t, feats['train'][block], targets[t]['train'], feats['val'][block],
-                                                             targets[t]['val'], feats['test'][block], targets[t]['test'], **settings)]
+    feats = {s: feats[s][block] for s in SPLITS}
+    features_key = content_key(*[tensor_key(feats[s]) for s in SPLITS]) if cache else None
+    rows = [row for t in tasks for row in cached_train_probe(t, feats, targets[t], settings, features_key, cache)]
     run = pipeline.study_config(preset)
     df = pd.DataFrame(rows)
     df = df.assign(experiment=experiment, dataset=dataset, model=model,
                    objective='none' if baseline else model.split('-')[-1],
                    model_size='none' if baseline else getattr(walt, 'run', {}).get('size', run['walt_size']), train_step=step,
                    block=-1 if baseline else block, noise=float('nan') if baseline else noise,
-                   preset=preset, seed=seed, git_sha=git_sha())
+                   preset=preset, seed=seed)
     return df[RESULT_COLUMNS]
 
 def test_summary(rows: pd.DataFrame, by=('task', 'dataset', 'model', 'metric')) -> pd.DataFrame:
