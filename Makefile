@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= paper
+JOBS   ?= 2
 
 .PHONY: install test paper data readme bench clean-notebooks check-sync
 
@@ -33,7 +34,7 @@ data: install
 paper: install
 	$(BIN)/walt-paper data --preset $(PRESET)
 	$(BIN)/walt-paper models --preset $(PRESET)
-	$(BIN)/walt-paper run --preset $(PRESET)
+	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS)
 
 bench: install
 	$(BIN)/python tests/benchmarks/bench_data.py

@@ -9,7 +9,8 @@ from pathlib import Path
 from .data import PRESETS, get_preset, repo_root, data_dir
 
 # %% auto #0
-__all__ = ['build_data', 'save_world_figure', 'experiment_notebooks', 'run_notebooks', 'train_command', 'main']
+__all__ = ['SUMMARY_NOTEBOOKS', 'build_data', 'save_world_figure', 'experiment_notebooks', 'run_notebooks', 'train_command',
+           'main']
 
 # %% ../nbs/00c_cli.ipynb #35dd4656
 def build_data(preset: str | None = None) -> dict:
@@ -51,25 +52,45 @@ def experiment_notebooks(names=()) -> list[Path]:
         chosen += hits
     return chosen
 
-def run_notebooks(names=(), preset: str | None = None, force: bool = False, out: Path | None = None, **params) -> list[Path]:
-    "Execute experiment notebooks with papermill at a preset; skips those already run unless `force`."
+SUMMARY_NOTEBOOKS = ('09_main_table',)   # they read the rows the other experiments write: run after them
+
+def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> Path:
     import papermill as pm
+    start = time.time(); print(f"run  {nb.name} (preset {preset})", flush=True)
+    tmp = target.with_suffix('.partial.ipynb')
+    pm.execute_notebook(str(nb), str(tmp), parameters={'preset': preset, **params}, kernel_name='python3',
+                        cwd=str(nb.parent), progress_bar=False)
+    os.replace(tmp, target)           # only a notebook that ran to the end counts as done
+    print(f"done {nb.name} in {time.time() - start:.0f} s -> {target}", flush=True)
+    return target
+
+def run_notebooks(names=(), preset: str | None = None, force: bool = False, out: Path | None = None, jobs: int = 1,
+                  **params) -> list[Path]:
+    """Execute experiment notebooks with papermill at a preset; skips those already run unless `force`. `jobs` notebooks
+    run at once, each kernel with cores // jobs threads (unless OMP_NUM_THREADS is set); `SUMMARY_NOTEBOOKS` run after
+    the rest. A failed notebook does not stop the others; the failures are raised together at the end."""
+    from concurrent.futures import ThreadPoolExecutor
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise SystemExit(f"--jobs must be a positive integer; got {jobs!r}")
     preset = get_preset(preset)['preset']
     out = Path(out) if out else data_dir('runs', preset, 'notebooks'); out.mkdir(parents=True, exist_ok=True)
     package_time = max(p.stat().st_mtime for p in (repo_root()/'walt_paper').glob('*.py'))
-    done, notebooks = [], experiment_notebooks(names)
+    notebooks, todo = experiment_notebooks(names), []
     if not notebooks: print('no experiment notebooks yet')
     for nb in notebooks:
         target = out/nb.name
         if not force and target.exists() and target.stat().st_mtime > max(nb.stat().st_mtime, package_time):
-            print(f"skip {nb.name} (already run: {target}; --force to rerun)"); continue
-        start = time.time(); print(f"run  {nb.name} (preset {preset})", flush=True)
-        tmp = target.with_suffix('.partial.ipynb')
-        pm.execute_notebook(str(nb), str(tmp), parameters={'preset': preset, **params}, kernel_name='python3',
-                            cwd=str(nb.parent), progress_bar=False)
-        os.replace(tmp, target)           # only a notebook that ran to the end counts as done
-        print(f"done {nb.name} in {time.time() - start:.0f} s -> {target}")
-        done.append(target)
+            print(f"skip {nb.name} (already run: {target}; --force to rerun)")
+        else: todo.append(nb)
+    if jobs > 1: os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // jobs)))   # kernels inherit it
+    done, failed = [], []
+    for phase in ([nb for nb in todo if nb.stem not in SUMMARY_NOTEBOOKS], [nb for nb in todo if nb.stem in SUMMARY_NOTEBOOKS]):
+        if failed: break
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {nb: pool.submit(_run_notebook, nb, out/nb.name, preset, params) for nb in phase}
+        for nb, future in futures.items():
+            if future.exception() is None: done.append(future.result())
+            else: failed.append(f"{nb.name}: {type(future.exception()).__name__}: {str(future.exception()).splitlines()[-1] if str(future.exception()) else ''}")
+    if failed: raise SystemExit("notebooks failed (their partial copies are in " + str(out) + "):\n  " + "\n  ".join(failed))
     return done
 
 # %% ../nbs/00c_cli.ipynb #1fe5bd2c
@@ -126,6 +147,7 @@ def main(argv=None):
         p.add_argument('--no-progress', action='store_true', help='no progress bar')
     r.add_argument('notebooks', nargs='*', help='notebook names or number prefixes (default: all experiments)')
     r.add_argument('--force', action='store_true', help='rerun notebooks that already ran')
+    r.add_argument('--jobs', type=int, default=1, help='notebooks run at once, each with cores / jobs threads (default 1)')
     args = parser.parse_args(argv)
     if args.command == 'data':
         start = time.time()
@@ -138,7 +160,7 @@ def main(argv=None):
     elif args.command in ('autoencoder', 'train'):
         return train_command(args)
     elif args.command == 'run':
-        run_notebooks(args.notebooks, args.preset, args.force)
+        run_notebooks(args.notebooks, args.preset, args.force, jobs=args.jobs)
     return 0
 
 # %% ../nbs/00c_cli.ipynb #738989dc

@@ -22,7 +22,7 @@ __all__ = ['TASKS', 'WORLD_TASKS', 'feature_noise', 'extract_features', 'latent_
            'CrossAttentionBlock', 'TokenEmbedding', 'fourier_features', 'cell_centres', 'AttentiveClassifier',
            'DepthDecoder', 'PoseRegressor', 'pose_matrices', 'TrackReadout', 'task_spec', 'latent_pixel_frames',
            'task_targets', 'build_probe', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe',
-           'trivial_predictions', 'trivial_metrics']
+           'trivial_predictions', 'trivial_metrics', 'main_metric', 'feature_pca']
 
 # %% ../nbs/03_probes.ipynb #ba693867
 _NOISE_STREAM = 0xFEA7   # keeps feature noise apart from the training loop's (seed, step, example) streams
@@ -653,3 +653,19 @@ def trivial_metrics(task: str, train_world: dict, test_world: dict) -> dict:
     "The task's metrics of `trivial_predictions` on a test split (world dicts with the task's target keys)."
     train, test = task_targets(task, train_world), task_targets(task, test_world)
     return task_metrics(task, trivial_predictions(task, train, test), test)
+
+# %% ../nbs/03_probes.ipynb #a5dcc528
+def main_metric(task: str) -> tuple[str, bool]:
+    "The metric that decides `task` (its registry's first) and whether higher is better."
+    return next(iter(task_spec(task)['metrics'].items()))
+
+def feature_pca(features: torch.Tensor, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens (..., D) -> their first k principal components over all tokens: scaled to [0, 1] (1st-99th percentile)
+    and raw projections, both (..., k)."""
+    if features.shape[-1] < k: raise ValueError(f"features of width {features.shape[-1]} have fewer than k={k} components")
+    x = features.reshape(-1, features.shape[-1]).double()
+    x = x - x.mean(0)
+    projections = (x @ torch.linalg.svd(x, full_matrices=False)[2][:k].T).float()
+    lo, hi = torch.quantile(projections, 0.01, dim=0), torch.quantile(projections, 0.99, dim=0)
+    scaled = ((projections - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1)
+    return scaled.reshape(*features.shape[:-1], k), projections.reshape(*features.shape[:-1], k)

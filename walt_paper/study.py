@@ -28,10 +28,11 @@ BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
 MODELS = ('image', 'video', 'random-image', 'random-video', *BASELINES)
 RESULT_COLUMNS = ['experiment', 'task', 'dataset', 'model', 'objective', 'model_size', 'train_step', 'block', 'noise',
                   'split', 'lr', 'probe_seed', 'metric', 'value', 'preset', 'seed', 'git_sha']
-PROBE_SETTINGS = {   # the probe recipe per preset: the same for every model
-    'smoke': dict(epochs=2, lrs=(1e-3, 3e-3), seeds=(0,), batch_size=16),
-    'quick': dict(epochs=10, lrs=(3e-4, 1e-3, 3e-3), seeds=(0, 1, 2), batch_size=16),
-    'paper': dict(epochs=15, lrs=(3e-4, 1e-3, 3e-3), seeds=(0, 1, 2), batch_size=16),
+PROBE_SETTINGS = {   # the probe recipe per preset (`probes.train_probe`'s arguments): the same for every model
+    'smoke': dict(epochs=2, lrs=(1e-3, 3e-3), seeds=(0,), batch_size=16, probe_kwargs={}, depth_pixels=256, track_points=None),
+    'quick': dict(epochs=10, lrs=(3e-4, 1e-3, 3e-3), seeds=(0, 1, 2), batch_size=16, probe_kwargs={}, depth_pixels=256, track_points=None),
+    'paper': dict(epochs=10, lrs=(3e-4, 1e-3), seeds=(0, 1, 2), batch_size=16, probe_kwargs=dict(width=64), depth_pixels=64,
+                  track_points=8),
 }
 DEFAULT_NOISE = 0.2      # t = 200 of 1000: the paper's best noise level for most tasks
 
