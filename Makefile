@@ -36,9 +36,10 @@ paper: install
 	$(BIN)/walt-paper models --preset $(PRESET)
 	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS)
 
+# Benchmarks print figures beside their references and write figures/benchmarks.md; run on an idle machine.
 bench: install
-	$(BIN)/python tests/benchmarks/bench_data.py
-	$(BIN)/python tests/benchmarks/bench_train.py
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python tests/benchmarks/run_all.py --preset $(PRESET)
 
 # README.md is generated from nbs/index.ipynb.
 readme: install

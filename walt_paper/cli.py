@@ -62,13 +62,27 @@ def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> Path:
                         cwd=str(nb.parent), progress_bar=False)
     os.replace(tmp, target)           # only a notebook that ran to the end counts as done
     print(f"done {nb.name} in {time.time() - start:.0f} s -> {target}", flush=True)
-    return target
+    return target, time.time() - start
+
+def _record_run(out: Path, preset: str, seconds: dict, wall: float, jobs: int) -> None:
+    "Add this call's notebook times, wall time and peak kernel memory to <out>/timing.json (one entry per notebook, latest kept)."
+    import json, resource
+    from walt_paper.data import atomic_write_bytes
+    from walt_paper.train import git_sha
+    path = out/'timing.json'
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.setdefault('notebooks', {}).update({k: round(v, 1) for k, v in seconds.items()})
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024       # KiB on Linux: the largest kernel's peak
+    record['last_call'] = dict(preset=preset, notebooks=sorted(seconds), wall_s=round(wall, 1), jobs=jobs,
+                               peak_kernel_rss_mb=round(peak_mb), git_sha=git_sha(), cores=os.cpu_count())
+    atomic_write_bytes(path, (json.dumps(record, indent=1) + '\n').encode())
 
 def run_notebooks(names=(), preset: str | None = None, force: bool = False, out: Path | None = None, jobs: int = 1,
                   **params) -> list[Path]:
     """Execute experiment notebooks with papermill at a preset; skips those already run unless `force`. `jobs` notebooks
     run at once, each kernel with cores // jobs threads (unless OMP_NUM_THREADS is set); `SUMMARY_NOTEBOOKS` run after
-    the rest. A failed notebook does not stop the others; the failures are raised together at the end."""
+    the rest. A failed notebook does not stop the others; the failures are raised together at the end. Each notebook's
+    seconds, the call's wall time and the largest kernel's peak memory go to <out>/timing.json."""
     from concurrent.futures import ThreadPoolExecutor
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise SystemExit(f"--jobs must be a positive integer; got {jobs!r}")
     preset = get_preset(preset)['preset']
@@ -82,14 +96,16 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
             print(f"skip {nb.name} (already run: {target}; --force to rerun)")
         else: todo.append(nb)
     if jobs > 1: os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // jobs)))   # kernels inherit it
-    done, failed = [], []
+    done, failed, seconds, start = [], [], {}, time.time()
     for phase in ([nb for nb in todo if nb.stem not in SUMMARY_NOTEBOOKS], [nb for nb in todo if nb.stem in SUMMARY_NOTEBOOKS]):
         if failed: break
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {nb: pool.submit(_run_notebook, nb, out/nb.name, preset, params) for nb in phase}
         for nb, future in futures.items():
-            if future.exception() is None: done.append(future.result())
+            if future.exception() is None:
+                target, seconds[nb.name] = future.result(); done.append(target)
             else: failed.append(f"{nb.name}: {type(future.exception()).__name__}: {str(future.exception()).splitlines()[-1] if str(future.exception()) else ''}")
+    if seconds: _record_run(out, preset, seconds, time.time() - start, jobs)
     if failed: raise SystemExit("notebooks failed (their partial copies are in " + str(out) + "):\n  " + "\n  ".join(failed))
     return done
 

@@ -1,0 +1,103 @@
+"""Benchmark: the study's other costs, each beside its reference: feature extraction of every block
+against one forward pass; the autoencoder's encode throughput and training step in the default and
+the channels_last_3d memory format; real-video decoding with decord against PyAV on the same clip,
+and world rendering, against the clips per second the denoiser's training consumes.
+
+Run:  .venv/bin/python tests/benchmarks/bench_pipeline.py [--preset paper]
+Uses the preset's trained models when they exist (data/runs/<preset>), fresh ones otherwise.
+Run it on an otherwise idle machine.
+"""
+import argparse, os, platform, statistics, time
+
+import cv2  # noqa: F401  (before decord: decord bundles an old zlib)
+import numpy as np
+import torch
+
+from walt_paper import probes, sources
+from walt_paper.data import PRESETS, render_world, world_textures
+from walt_paper.model import build_autoencoder, build_walt
+from walt_paper.pipeline import LATENT_FRAMES, STUDY, autoencoder_loss, run_dir
+from walt_paper.train import step_generators
+
+
+def best_of(fn, repeats=3):
+    fn(); times = []
+    for _ in range(repeats):
+        start = time.perf_counter(); fn(); times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def decode_decord(path, index, side):
+    return sources.read_video(path, index, side=side)
+
+
+def decode_pyav(path, index, side):
+    "The same frames with PyAV: decode sequentially up to the last index, keep those at `index`, same resize."
+    import av
+    wanted, frames = set(int(i) for i in index), []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted: frames.append(frame.to_ndarray(format='rgb24'))
+            if i >= max(wanted): break
+    return sources.square_resize(np.stack(frames), side)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
+    args = parser.parse_args()
+    preset, study = args.preset, STUDY[args.preset]
+    size, side = PRESETS[preset]['size'], PRESETS[preset]['size'] // 8
+    print(f"# pipeline, preset {preset}: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}")
+
+    # feature extraction: all blocks in one call vs one plain forward pass
+    torch.manual_seed(0)
+    for objective in ('image', 'video'):
+        walt = build_walt(study['walt_size'], objective).eval()
+        latents = torch.randn(32, 8, LATENT_FRAMES, side, side)
+        t = probes.time_feature_extraction(walt, latents, repeats=3)
+        print(f"features {objective}-walt {study['walt_size']}, 32 clips: every block ({walt.config.depth + 1}) {t['extract_s']:.2f} s, "
+              f"one forward {t['forward_s']:.2f} s: ratio {t['ratio']:.2f} (target <= 1.1)")
+
+    # autoencoder: encode throughput and a training step, default vs channels_last_3d
+    ae = build_autoencoder(study['ae_size']).eval()
+    clips = torch.rand(8, 3, PRESETS[preset]['frames'], size, size) * 2 - 1
+    loss_fn = autoencoder_loss(study['ae_crop'], study['ae_frames'])
+    batch = torch.randint(0, 255, (study['ae_batch'], PRESETS[preset]['frames'], size, size, 3), dtype=torch.uint8)
+    for fmt in (torch.contiguous_format, torch.channels_last_3d):
+        model, x = ae.to(memory_format=fmt), clips.to(memory_format=fmt)
+        with torch.no_grad(): enc = best_of(lambda: model.encode(x))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        def step():
+            loss_fn(model.train(), batch, step_generators(0, 0, range(len(batch))), 0).backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        train = best_of(step); model.eval()
+        print(f"autoencoder {study['ae_size']} ({'channels_last_3d' if fmt is torch.channels_last_3d else 'default'}): encode {len(x) / enc:.1f} clips/s "
+              f"of {PRESETS[preset]['frames']} x {size}^2; training step (batch {study['ae_batch']}, crops {study['ae_frames']} x {study['ae_crop']}^2) {train * 1000:.0f} ms")
+
+    # what training consumes: clips per second of a V-WALT step at the preset's batch
+    walt = build_walt(study['walt_size'], 'video')
+    from walt_paper.pipeline import walt_loss
+    data = torch.randn(study['walt_batch'], 8, LATENT_FRAMES + PRESETS[preset]['frames'], side, side)
+    opt = torch.optim.AdamW(walt.parameters(), lr=1e-4); loss = walt_loss('video', image_fraction=0.0)
+    def walt_step():
+        loss(walt, data, step_generators(0, 0, range(len(data))), 0).backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    consumed = study['walt_batch'] / best_of(walt_step)
+    print(f"training consumes {consumed:.1f} clips/s (V-WALT {study['walt_size']}, batch {study['walt_batch']})")
+
+    # data: world rendering (once per dataset, then cached) and real-video decoding
+    textures = world_textures(); n = 16
+    render = n / best_of(lambda: render_world(n, seed=1, size=size, textures=textures), repeats=1)
+    print(f"world rendering {size}^2 x 17 frames: {render:.1f} clips/s = {render / consumed:.1f}x what training consumes (target >= 5x)")
+    video = sources.video_files().get('vtest') or next(iter(sources.video_files().values()))
+    index = np.arange(17) * 2 + 10
+    a, b = decode_decord(video, index, size), decode_pyav(video, index, size)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    agree = float(np.abs(a.astype(int) - b.astype(int)).mean())
+    for name, fn in (('decord', decode_decord), ('PyAV', decode_pyav)):
+        rate = 1 / best_of(lambda: fn(video, index, size))
+        print(f"decode {video.name} 17 frames stride 2 -> {size}^2 with {name}: {rate:.1f} clips/s = {rate / consumed:.1f}x what training consumes")
+    print(f"decord and PyAV frames differ by {agree:.2f}/255 on average (the same clip)")
+
+
+if __name__ == '__main__':
+    main()

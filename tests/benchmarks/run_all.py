@@ -1,0 +1,64 @@
+"""Run every benchmark script and write what they print to figures/benchmarks.md (atomically), under a
+header with the machine, torch, the date and the git sha; the whole study's recorded times follow.
+
+Run:  .venv/bin/python tests/benchmarks/run_all.py [--preset paper]   (or `make bench`)
+Each script also runs alone; see its docstring. Run on an otherwise idle machine.
+"""
+import argparse, datetime, json, os, platform, subprocess, sys
+from pathlib import Path
+
+import torch
+
+from walt_paper.data import atomic_write_bytes, data_dir, repo_root
+from walt_paper.train import git_sha
+
+HERE = Path(__file__).resolve().parent
+
+
+def scripts(preset):
+    return [('Denoiser and autoencoder training step against fp32 matmul', ['bench_train.py']),
+            ('Denoiser against diffusers Latte (same width, depth, heads, tokens, loss)', ['bench_peers.py', '--preset', preset]),
+            ('Feature extraction, autoencoder, data', ['bench_pipeline.py', '--preset', preset]),
+            ('World rendering', ['bench_data.py'])]
+
+
+def study_times():
+    "The recorded wall times of `walt-paper models` and `walt-paper run` per preset, as Markdown lines."
+    lines = []
+    for preset in ('smoke', 'quick', 'paper'):
+        models, runs = data_dir('runs', preset)/'timing.json', data_dir('runs', preset, 'notebooks')/'timing.json'
+        if models.exists():
+            m = json.loads(models.read_text())
+            stages = m.get('last_training') or {}
+            if stages: lines.append(f"- {preset}: `walt-paper models` stages {stages} (s), git {m.get('git_sha')}")
+        if runs.exists():
+            r = json.loads(runs.read_text()); last = r.get('last_call', {})
+            lines.append(f"- {preset}: `walt-paper run` last call {last.get('wall_s')} s wall with {last.get('jobs')} jobs on "
+                         f"{last.get('cores')} cores, peak kernel memory {last.get('peak_kernel_rss_mb')} MB, git {last.get('git_sha')}; "
+                         f"per notebook (s): {r.get('notebooks')}")
+    return lines or ['- no recorded study runs yet (`make paper` records them)']
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--preset', default='paper')
+    args = parser.parse_args()
+    head = [f"# Benchmarks", "",
+            f"`make bench` (tests/benchmarks/run_all.py --preset {args.preset}); git {git_sha()}, "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}.", ""]
+    body = []
+    for title, cmd in scripts(args.preset):
+        print(f"== {title}", flush=True)
+        out = subprocess.run([sys.executable, str(HERE/cmd[0]), *cmd[1:]], capture_output=True, text=True, cwd=repo_root())
+        print(out.stdout, end=''); print(out.stderr[-2000:], end='', file=sys.stderr)
+        body += [f"## {title}", "", f"`python tests/benchmarks/{' '.join(cmd)}`" + ('' if out.returncode == 0 else f" (exit {out.returncode})"),
+                 "", "```", out.stdout.strip() or out.stderr.strip()[-1500:], "```", ""]
+    body += ["## The whole study (recorded by the commands that ran it)", "", *study_times(), ""]
+    path = repo_root()/'figures'/'benchmarks.md'
+    atomic_write_bytes(path, '\n'.join(head + body).encode())
+    print(f"wrote {path}")
+
+
+if __name__ == '__main__':
+    main()
