@@ -339,10 +339,9 @@ def pose_matrices(outputs: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/03_probes.ipynb #82211f55
 class TrackReadout(nn.Module):
-    """Recurrent cross-attention readout for point tracks, or boxes with `box=True`: the query position moved towards the
-    soft-argmax of the query's attention to each frame (a learned gate) plus a correction, then `iterations - 1`
-    sample-attend-correct steps; untrained, it predicts the query position. Forward: {'estimates': per iteration
-    (B, P, f, 2 | 4) in pixels, 'visible_logits': (B, P, f)}."""
+    """Recurrent cross-attention readout for point tracks, or boxes with `box=True`: soft-argmax of the query's attention
+    to each frame plus a correction, then `iterations - 1` sample-attend-correct steps. Forward: {'estimates': per
+    iteration (B, P, f, 2 | 4) in pixels, 'visible_logits': (B, P, f)}."""
     def __init__(self, dim: int, size: int, frames: int, box: bool = False, width: int = 64, heads: int = 4,
                  iterations: int = 3, bands: int = 4, max_size: int = 32):
         super().__init__()
@@ -356,8 +355,6 @@ class TrackReadout(nn.Module):
         self.sample_proj = nn.Linear(width, width)
         self.attend = CrossAttentionBlock(width, heads)
         self.norm, self.correct, self.visibility = nn.LayerNorm(width), _mlp(width, state, 1.0), nn.Linear(width, 1)
-        self.gate = nn.Parameter(torch.zeros(1))                       # how far to trust the soft-argmax: 0 at the start
-        nn.init.zeros_(self.correct[-1].weight); nn.init.zeros_(self.correct[-1].bias)   # no correction at the start
 
     def to_state(self, pixels):
         "Pixel coordinates -> state in [-1, 1] units: a point's (x, y), or a box's (cx, cy, w, h)."
@@ -387,9 +384,8 @@ class TrackReadout(nn.Module):
         token_xy = cell_centres(h, w, features.device) / torch.tensor([w, h], device=features.device) * 2 - 1   # (hw, 2)
         kv = self.attend.keys_values(frame_tokens)                                       # once for every iteration
         out, weights = self.attend(query, frame_tokens, need_weights=True, kv=kv)        # (Bf, P, W), (Bf, P, hw)
-        start = repeat(query_state, 'b p k -> (b f) p k', f=f)                          # where it was queried
-        found = weights @ token_xy                                                       # soft-argmax: (Bf, P, 2)
-        state = torch.cat([start[..., :2] + self.gate * (found - start[..., :2]), start[..., 2:]], -1)
+        state = weights @ token_xy                                                       # soft-argmax: (Bf, P, 2)
+        if self.box: state = torch.cat([state, repeat(query_state[..., 2:], 'b p k -> (b f) p k', f=f)], -1)
         state = state + self.correct(self.norm(out))
         states = [state]
         for _ in range(self.iterations - 1):
