@@ -30,7 +30,8 @@ RESULT_COLUMNS = ['experiment', 'task', 'dataset', 'model', 'objective', 'model_
                   'split', 'lr', 'probe_seed', 'metric', 'value', 'preset', 'seed', 'git_sha']
 PROBE_SETTINGS = {   # the probe recipe per preset (`probes.train_probe`'s arguments): the same for every model
     'smoke': dict(epochs=2, lrs=(1e-3, 3e-3), seeds=(0,), batch_size=16, probe_kwargs={}, depth_pixels=256, track_points=None),
-    'quick': dict(epochs=10, lrs=(3e-4, 1e-3, 3e-3), seeds=(0, 1, 2), batch_size=16, probe_kwargs={}, depth_pixels=256, track_points=None),
+    'quick': dict(epochs=10, lrs=(3e-4, 1e-3), seeds=(0, 1, 2), batch_size=16, probe_kwargs=dict(width=64), depth_pixels=64,
+                  track_points=8),
     'paper': dict(epochs=10, lrs=(3e-4, 1e-3), seeds=(0, 1, 2), batch_size=16, probe_kwargs=dict(width=64), depth_pixels=64,
                   track_points=8),
 }
