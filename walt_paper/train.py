@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_train.ipynb #391e24f3
 from __future__ import annotations
-import io, json, math, os, shutil, subprocess, time
+import functools, io, json, math, os, shutil, subprocess, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import numpy as np
@@ -17,8 +17,10 @@ __all__ = ['git_sha', 'step_generators', 'batch_indices', 'TrainConfig', 'learni
            'load_checkpoint', 'unwrap', 'dist_info', 'ema_update', 'fit']
 
 # %% ../nbs/02a_train.ipynb #6d2478aa
+@functools.lru_cache(maxsize=None)
 def git_sha(short: bool = True) -> str:
-    "The repository's commit (with '+dirty' when there are uncommitted changes), or 'unknown' outside git."
+    """The repository's commit (with '+dirty' when there are uncommitted changes), or 'unknown' outside git. Read once per
+    process: a long run stamps its results with the commit whose code it loaded, not whatever is checked out when it ends."""
     from walt_paper.data import repo_root
     try:
         sha = subprocess.run(['git', 'rev-parse', *(['--short'] if short else []), 'HEAD'], cwd=repo_root(),
