@@ -84,3 +84,22 @@ def test_ddp_two_processes_match_one(env, tmp_path, objective):
     lb = (tmp_path / 'two' / 'loss.csv').read_text().splitlines()[1:]
     assert len(la) == len(lb) == 4
     for x, y in zip(la, lb): assert abs(float(x.split(',')[1]) - float(y.split(',')[1])) < 1e-4
+
+
+def test_autoencoder_kill_and_resume_is_bit_exact(env, tmp_path):
+    args = lambda out: ['autoencoder', '--out', str(out), '--steps', '6', '--ckpt-every', '2', '--no-progress']
+    run(args(tmp_path / 'straight'), env)
+    killed = tmp_path / 'killed'
+    out = run(args(killed), {**env, 'WALT_FAULT_CHECKPOINT': '4'}, check=False)   # killed half-way through writing step 4
+    assert out.returncode == -signal.SIGKILL
+    assert final_checkpoint(killed).name == 'step-00000002'                        # the last good checkpoint is intact
+    run(args(killed), env)
+    a, b = final_checkpoint(tmp_path / 'straight'), final_checkpoint(killed)
+    assert a.name == b.name == 'step-00000006'
+    for name in ('model.safetensors', 'ema.safetensors'):
+        if (a / name).exists(): assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / 'model.safetensors').exists()
+    oa, ob = torch.load(a / 'optimizer.pt'), torch.load(b / 'optimizer.pt')
+    for k, state in oa['state'].items():
+        for key, value in state.items(): assert torch.equal(value, ob['state'][k][key]), (k, key)
+    assert (tmp_path / 'straight' / 'loss.csv').read_text() == (killed / 'loss.csv').read_text()
