@@ -54,7 +54,8 @@ def experiment_notebooks(names=()) -> list[Path]:
 
 SUMMARY_NOTEBOOKS = ('09_main_table',)   # they read the rows the other experiments write: run after them
 
-def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> Path:
+def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> tuple[Path, float]:
+    "Execute one notebook to `target` (through a .partial copy, renamed only when it ran to the end); its path and seconds."
     import papermill as pm
     start = time.time(); print(f"run  {nb.name} (preset {preset})", flush=True)
     tmp = target.with_suffix('.partial.ipynb')
