@@ -1,6 +1,11 @@
-"The `walt-paper` command: help, and clear errors for bad arguments."
-import subprocess, sys
+"""The `walt-paper` command: help, and clear errors for bad arguments; the experiment notebooks' papermill parameters:
+every notebook checks them first, and a misspelt one or a value of the wrong type stops it, named."""
+import json, os, re, subprocess, sys
 from pathlib import Path
+
+import pytest
+
+from walt_paper.cli import experiment_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +25,11 @@ def test_unknown_preset_names_valid_ones():
     assert "invalid choice: 'huge'" in out.stderr and 'smoke' in out.stderr and 'paper' in out.stderr
 
 
+def test_unknown_objective_names_valid_ones():
+    out = walt('train', '--objective', 'audio')
+    assert out.returncode != 0 and "invalid choice: 'audio'" in out.stderr and "'image', 'video'" in out.stderr
+
+
 def test_unknown_notebook_is_named():
     out = walt('run', '--preset', 'smoke', '99_nothing')
     assert out.returncode != 0 and "no experiment notebook '99_nothing'" in out.stderr
@@ -30,3 +40,146 @@ def test_unknown_env_preset_is_named(monkeypatch):
     out = subprocess.run([sys.executable, '-c', 'from walt_paper.data import get_preset; get_preset()'],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode != 0 and "unknown preset 'bogus'" in out.stderr
+
+
+# ---------------------------------------------------------------- experiment notebooks' parameters (papermill)
+
+NOTEBOOKS = experiment_notebooks()
+CHECK = 'check_parameters(globals(), known)'
+
+
+def code_cells(nb):
+    return [c for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+
+
+def defaults(nb) -> dict:
+    "An experiment notebook's parameters and their defaults, as its parameters cell defines them."
+    from walt_paper.study import known_parameters
+    ns = {}
+    exec(''.join(code_cells(nb)[0]['source']), ns)
+    return {k: v for k, v in known_parameters(ns).items() if k != 'known'}
+
+
+def run_to_parameter_check(nb, parameters: dict) -> dict:
+    "Execute `nb` as papermill does (its parameters cell, papermill's injected cell, on) up to its parameter check; the namespace."
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    node = parameterize_notebook(load_notebook_node(str(nb)), parameters, kernel_name='python3', language='python')
+    ns = {}
+    for cell in node.cells:
+        if cell.cell_type != 'code': continue
+        exec(compile(cell.source, nb.name, 'exec'), ns)
+        if CHECK in cell.source: return ns
+    raise AssertionError(f'{nb.name} never calls {CHECK}')
+
+
+def run_to_value_checks(nb, parameters: dict, monkeypatch) -> dict:
+    """Execute `nb` through the code cell after its parameter check, where it checks the parameters' values (unknown
+    models, tasks, sizes, presets, noise outside [0, 1]) before any work: training or loading a model raises here."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    from walt_paper import study
+    def ran_past(*args, **kw): raise AssertionError(f'{nb.name} went past its value checks with {parameters}')
+    monkeypatch.setattr(study, 'ensure_models', ran_past); monkeypatch.setattr(study, 'load_model', ran_past)
+    node = parameterize_notebook(load_notebook_node(str(nb)), parameters, kernel_name='python3', language='python')
+    code = [cell.source for cell in node.cells if cell.cell_type == 'code']
+    check = next(i for i, source in enumerate(code) if CHECK in source)
+    ns = {}
+    for source in code[:check + 2]: exec(compile(source, nb.name, 'exec'), ns)
+    return ns
+
+
+def wrong_type(value):
+    "A value of another type than `value`'s, of the kind a command line gives by mistake (e.g. -p models video)."
+    return {bool: 'yes', int: 'one', float: 'high', str: 3, list: 'video'}[type(value)]
+
+
+def test_the_experiment_notebooks_are_04_to_13():
+    assert [nb.name[:2] for nb in NOTEBOOKS] == [f'{i:02d}' for i in range(4, 14)]
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_every_experiment_notebook_checks_its_parameters_first(nb):
+    cells = code_cells(nb)
+    tagged = [i for i, c in enumerate(cells) if 'parameters' in c['metadata'].get('tags', [])]
+    assert tagged == [0], f'{nb.name}: its first code cell, and only it, must be tagged parameters (found {tagged})'
+    assert 'known = known_parameters(globals())' in ''.join(cells[0]['source']).strip().splitlines()[-1], \
+        f'{nb.name}: the parameters cell must end by recording the defaults (known = known_parameters(globals()))'
+    assert CHECK in ''.join(cells[1]['source']), f'{nb.name}: the cell after the parameters must call {CHECK}'
+    assert run_to_parameter_check(nb, {}).keys() >= defaults(nb).keys()       # the defaults pass
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_wrong_type_of_every_parameter_is_named(nb):
+    "Each parameter of each notebook given a value of another type stops the notebook at its check, naming it and the valid type."
+    typed = {name: default for name, default in defaults(nb).items() if default is not None}
+    assert typed, f'{nb.name} has no typed parameters'
+    for name, default in typed.items():
+        bad = wrong_type(default)
+        with pytest.raises(TypeError, match=re.escape(f"parameter {name}={bad!r} is a {type(bad).__name__}; expected a "
+                                                      f"{type(default).__name__} like the default {default!r}")):
+            run_to_parameter_check(nb, {name: bad})
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_unknown_parameter_stops_the_notebook_through_papermill(nb, tmp_path):
+    "A misspelt parameter given to papermill stops the notebook at its check, before anything is loaded or trained."
+    env = {**os.environ, 'WALT_PRESET': 'smoke', 'WALT_DATA_DIR': str(tmp_path/'data'), 'OMP_NUM_THREADS': '1'}
+    out = subprocess.run([sys.executable, '-m', 'papermill', nb.name, str(tmp_path/nb.name), '-p', 'nosie', '0.3',
+                          '--log-level', 'ERROR', '--no-progress-bar'], cwd=nb.parent, env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    valid = sorted(defaults(nb))
+    assert f"unknown parameter(s) ['nosie']; this notebook takes {valid}" in out.stdout + out.stderr, out.stderr[-2000:]
+    ran = [c for c in json.loads((tmp_path/nb.name).read_text())['cells'] if c['cell_type'] == 'code' and c.get('execution_count')]
+    last = ran[-1]['source']
+    assert CHECK in (last if isinstance(last, str) else ''.join(last)), 'the notebook ran past its parameter check'
+
+
+def test_wrong_type_stops_the_notebook_through_papermill(tmp_path):
+    env = {**os.environ, 'WALT_PRESET': 'smoke', 'WALT_DATA_DIR': str(tmp_path/'data'), 'OMP_NUM_THREADS': '1'}
+    out = subprocess.run([sys.executable, '-m', 'papermill', '13_scale_budget.ipynb', str(tmp_path/'out.ipynb'), '-p', 'sizes', 'small',
+                          '--log-level', 'ERROR', '--no-progress-bar'], cwd=ROOT/'nbs', env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "parameter sizes='small' is a str; expected a list like the default ['tiny']" in out.stdout + out.stderr, out.stderr[-2000:]
+
+
+BAD_VALUES = {   # parameter: (a bad value, the error naming it and what is valid)
+    'preset': ('huge', r"unknown preset 'huge'; valid presets are \['paper', 'quick', 'smoke'\]"),
+    'noise': (1.5, r"noise=1\.5 must be a fraction of the diffusion time in \[0, 1\]"),
+    'noises': ([0.2, 1.5], r"noise levels \[1\.5\] are outside \[0, 1\]"),
+    'models': (['video', 'vdeo'], r"models \['vdeo'\].*valid(: | models are )\['image', 'video'"),
+    'control_models': (['vdeo'], r"unknown models \['vdeo'\]; valid models are \['image', 'video'"),
+    'model': ('vdeo', r"unknown model 'vdeo'; valid models are \['image', 'video'"),
+    'tasks': (['depth', 'colour'], r"tasks \['colour'\] have no targets in the world; valid: \['category'"),
+    'sizes': (['huge'], r"unknown sizes \['huge'\]; valid sizes are \['tiny', 'small'"),
+    'clips': (0, r"clips=0 must be >= 1"),
+    'samples': (1, r"samples=1: a Fréchet distance needs at least 2 samples"),
+}
+VALUE_CASES = [(nb, name) for nb in NOTEBOOKS for name in BAD_VALUES if name in defaults(nb)]
+
+
+@pytest.mark.parametrize('nb, name', VALUE_CASES, ids=[f'{nb.stem}-{name}' for nb, name in VALUE_CASES])
+def test_bad_parameter_value_is_named_before_any_work(nb, name, monkeypatch):
+    "An unknown preset, model, task or size, or a noise outside [0, 1], stops the notebook by name before it trains or loads anything."
+    value, message = BAD_VALUES[name]
+    with pytest.raises(ValueError, match=message): run_to_value_checks(nb, {name: value}, monkeypatch)
+
+
+def test_every_experiment_notebook_checks_its_preset():
+    assert {nb for nb, name in VALUE_CASES if name == 'preset'} == set(NOTEBOOKS)
+
+
+NONE_DEFAULTS = [(nb, name, bad) for nb in NOTEBOOKS for name, bad in
+                 dict(out_dir=3, block='two', blocks=3, epochs='many', budgets=100).items() if name in defaults(nb)]
+
+
+@pytest.mark.parametrize('nb, name, bad', NONE_DEFAULTS, ids=[f'{nb.stem}-{name}' for nb, name, _ in NONE_DEFAULTS])
+def test_wrong_type_of_a_parameter_defaulting_to_none_is_named(nb, name, bad):
+    with pytest.raises((TypeError, ValueError), match=name): run_to_parameter_check(nb, {name: bad})
+
+
+def test_every_parameter_defaulting_to_none_has_a_declared_type():
+    "A new None-default parameter must be given its type in NONE_DEFAULT_TYPES, or its wrong values pass the check."
+    from walt_paper.study import NONE_DEFAULT_TYPES
+    undeclared = {(nb.name, name) for nb in NOTEBOOKS for name, value in defaults(nb).items() if value is None and name not in NONE_DEFAULT_TYPES}
+    assert not undeclared, f"parameters defaulting to None without a type in NONE_DEFAULT_TYPES: {sorted(undeclared)}"

@@ -110,6 +110,40 @@ def test_truncated_video(kinetics):
         ds.video_folder(kinetics, kinetics/'labels.csv', frames=5, size=8)
 
 
+# Containers a cut file of which decoders play to where it stops, the last frame partly garbage (AVI, Matroska), or
+# refuse (MP4, MOV, whose index is written last): either way a cut file is refused as truncated, by name.
+CONTAINERS = [('MJPG', '.avi'), ('XVID', '.avi'), ('mp4v', '.mp4'), ('mp4v', '.mov'), ('MJPG', '.mkv')]
+
+
+@pytest.mark.parametrize('fourcc, suffix', CONTAINERS, ids=[f'{f}{s}' for f, s in CONTAINERS])
+@pytest.mark.parametrize('keep', [0.3, 0.8, 0.99])
+def test_truncated_video_in_any_container(kinetics, fourcc, suffix, keep):
+    whole = write_video(kinetics/f'whole{suffix}', frames=20, fourcc=fourcc).read_bytes()
+    assert ds.video_truncation(kinetics/f'whole{suffix}') is None
+    (kinetics/f'cut{suffix}').write_bytes(whole[:int(len(whole) * keep)])
+    (kinetics/'labels.csv').write_text(f'path,label\na.mp4,run\ncut{suffix},jump\n')
+    with pytest.raises(ValueError, match=rf'cut\{suffix} is not a readable video: it is truncated \(.*; named on line 3 of '
+                                         rf'.*labels\.csv\); valid videos are complete files'):
+        ds.video_folder(kinetics, kinetics/'labels.csv', frames=5, size=8)
+
+
+@pytest.fixture(scope='module')
+def whole_videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('whole-videos')
+    return {(fourcc, suffix): write_video(folder/f'{fourcc}{suffix}', frames=12, fourcc=fourcc).read_bytes() for fourcc, suffix in CONTAINERS}
+
+
+@FUZZ
+@given(container=st.sampled_from(CONTAINERS), cut=st.floats(0, 1, exclude_max=True))
+def test_video_cut_anywhere_is_refused_by_name(kinetics, whole_videos, container, cut):
+    "A video cut at any byte never loads (no frames from past its end, no decoder trace alone): the error names the file."
+    suffix, whole = container[1], whole_videos[container]
+    (kinetics/f'cut{suffix}').write_bytes(whole[:int(len(whole) * cut)])
+    (kinetics/'labels.csv').write_text(f'path,label\ncut{suffix},jump\n')
+    with pytest.raises(ValueError, match=rf'cut\{suffix} (is not a readable video|is empty)'):
+        ds.video_folder(kinetics, kinetics/'labels.csv', frames=5, size=8)
+
+
 @pytest.mark.parametrize('content', [b'just some text\n', b'\x89PNG\r\n\x1a\n' + bytes(64), bytes(1000)], ids=['text', 'png-header', 'zeros'])
 def test_non_video_given_as_video(kinetics, content):
     (kinetics/'b.mp4').write_bytes(content)

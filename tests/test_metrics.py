@@ -269,6 +269,7 @@ BAD_SHAPES = [
     ('logits_or_pred', lambda: top1_accuracy(np.zeros((3, 2, 1)), np.zeros(3, int))),
     ('labels', lambda: top1_accuracy(np.zeros((3, 2)), np.zeros(4, int))),
     ('labels', lambda: top1_accuracy(np.zeros(3, int), np.zeros((3, 1), int))),
+    ('logits_or_pred', lambda: top1_accuracy(np.zeros((2, 0)), np.zeros(2, int))),      # no classes
     ('pred', lambda: depth_metrics(np.ones(5), np.ones(5))),
     ('gt', lambda: depth_metrics(np.ones((2, 4, 4)), np.ones((2, 4, 5)))),
     ('valid', lambda: depth_metrics(np.ones((2, 4, 4)), np.ones((2, 4, 4)), np.ones((2, 4), bool))),
@@ -295,3 +296,44 @@ BAD_SHAPES = [
 def test_bad_shape_names_the_argument(argument, call):
     with pytest.raises(ValueError, match=rf'^{argument} has shape \(.*\); expected'):
         call()
+
+
+# ---------------------------------------------------------------- fuzzed shapes: a result or a ValueError naming an argument
+
+ARGUMENTS = {      # metric -> its array arguments and a value that is valid wherever the shapes are
+    top1_accuracy: dict(logits_or_pred=1.0, labels=0),
+    depth_metrics: dict(pred=1.0, gt=1.0, valid=True),
+    camera_pose_metrics: dict(pred='identity', gt='identity'),
+    relative_poses: dict(c2w='identity'),
+    rotation_6d_to_matrix: dict(x=1.0),
+    matrix_to_rotation_6d: dict(matrix=1.0),
+    point_track_metrics: dict(pred_tracks=1.0, pred_visible=True, gt_tracks=1.0, gt_visible=True, query_frames=0),
+    box_iou: dict(a=1.0, b=1.0),
+    box_tracking_metrics: dict(pred_boxes=1.0, gt_boxes=1.0, gt_visible=True),
+}
+
+
+@st.composite
+def shape_sets(draw, names):
+    "A shape of rank 0..5 per argument, their axes drawn from a few shared sizes (0 included) so that they often agree."
+    sizes = draw(st.lists(st.integers(0, 4), min_size=1, max_size=3)) + [2, 3, 4, 6]
+    return {name: tuple(draw(st.lists(st.sampled_from(sizes), max_size=5), label=name)) for name in names}
+
+
+def filled(shape, value, as_torch):
+    if value == 'identity':   # poses: the identity where the last two axes allow it, so only the shapes can be wrong
+        a = np.broadcast_to(np.eye(4)[:shape[-2], :shape[-1]], shape).copy() if len(shape) >= 2 and shape[-2:] in ((4, 4), (3, 4)) else np.zeros(shape)
+    else: a = np.full(shape, value)
+    return torch.tensor(a) if as_torch else a
+
+
+@pytest.mark.parametrize('metric', ARGUMENTS, ids=[m.__name__ for m in ARGUMENTS])
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), as_torch=st.booleans())
+def test_fuzzed_shapes_raise_naming_an_argument(metric, data, as_torch):
+    "Any shapes of any rank (empty axes included): a result, or a ValueError naming an argument - never numpy's or torch's own."
+    drawn = data.draw(shape_sets(list(ARGUMENTS[metric])))
+    arrays = {name: filled(drawn[name], value, as_torch) for name, value in ARGUMENTS[metric].items()}
+    try: metric(**arrays)
+    except ValueError as e:
+        assert any(name in str(e) for name in arrays), f"{metric.__name__}{ {k: tuple(v.shape) for k, v in arrays.items()} }: {e}"

@@ -1,9 +1,11 @@
-"""Training from the command line: kill-and-resume is bit-exact, DDP on 2 processes matches 1 process.
+"""Training from the command line: kill-and-resume is bit-exact, DDP on 2 processes matches 1 process; checkpoints
+of another objective or size, damaged ones (truncated, garbage, missing files) and ones without their run description are
+refused, by loading and by resuming, with an error that names the file and what a valid checkpoint is.
 
 The runs use the smoke preset in a private data folder: a few seconds of rendering and a
 4-step autoencoder, then short denoiser runs.
 """
-import os, random, signal, subprocess, sys, time
+import json, os, random, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,127 @@ def test_autoencoder_kill_and_resume_is_bit_exact(env, tmp_path):
     for k, state in oa['state'].items():
         for key, value in state.items(): assert torch.equal(value, ob['state'][k][key]), (k, key)
     assert (tmp_path / 'straight' / 'loss.csv').read_text() == (killed / 'loss.csv').read_text()
+
+
+# ---------------------------------------------------------------- checkpoints of another run, damaged or without their run
+
+@pytest.fixture(scope='module')
+def video_run(env, tmp_path_factory):
+    "A 3-step V-WALT run folder (one checkpoint, step 3); the tests below damage copies of it."
+    out = tmp_path_factory.mktemp('video-run')
+    run(train_args(out, steps=3), env)
+    return out
+
+
+@pytest.fixture
+def here(env, monkeypatch):
+    "The library, called in this process, reads the module's data folder (its world, autoencoder and latents)."
+    monkeypatch.setenv('WALT_DATA_DIR', env['WALT_DATA_DIR']); monkeypatch.setenv('WALT_PRESET', 'smoke')
+    from walt_paper import pipeline
+    return pipeline
+
+
+def copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return Path(dst), Path(dst)/'checkpoints'/'step-00000003'
+
+
+def test_load_refuses_another_size_or_objective(here, video_run):
+    assert here.load_walt('video', 'smoke', video_run).run['size'] == 'tiny'          # it fits the current latents
+    with pytest.raises(ValueError, match=r"step-00000003 holds a WALT of size 'tiny'; asked for size 'small'"):
+        here.load_walt('video', 'smoke', video_run, size='small')
+    with pytest.raises(ValueError, match=r"holds a 'video' model \(name 'video-walt'\); asked for objective 'image'"):
+        here.load_walt('image', 'smoke', video_run)
+    with pytest.raises(ValueError, match=r"is a checkpoint of 'video-walt', not of the autoencoder"):
+        here.load_autoencoder('smoke', folder=video_run)
+    with pytest.raises(ValueError, match=r"holds a None model \(name 'autoencoder'\); asked for objective 'video'"):
+        here.load_walt('video', 'smoke', here.run_dir('smoke', 'autoencoder'))
+
+
+def test_resume_refuses_another_size(here, video_run, tmp_path):
+    folder, ck = copy_run(video_run, tmp_path/'video')
+    before = {f.name: f.read_bytes() for f in ck.iterdir()}
+    with pytest.raises(ValueError, match=r"cannot resume from \S*step-00000003: it belongs to another run \(.*"
+                                         r"size: checkpoint has 'tiny', this run asks for 'small'"):
+        here.train_walt('video', 'smoke', out=folder, progress=False, walt_size='small', walt_steps=6)
+    assert {f.name: f.read_bytes() for f in ck.iterdir()} == before                  # the refused run wrote nothing
+    ae = tmp_path/'ae'
+    shutil.copytree(here.run_dir('smoke', 'autoencoder'), ae)
+    with pytest.raises(ValueError, match=r"cannot resume .*size: checkpoint has 'tiny', this run asks for 'small'"):
+        here.train_autoencoder('smoke', out=ae, progress=False, ae_size='small')
+
+
+def cut(path, keep):
+    data = path.read_bytes(); path.write_bytes(data[:int(len(data) * keep)])
+
+
+def edit_state(ck, change):
+    state = json.loads((ck/'state.json').read_text()); change(state); (ck/'state.json').write_text(json.dumps(state))
+
+
+VALID = r'.*a checkpoint folder holds model\.safetensors, ema\.safetensors, optimizer\.pt and state\.json'
+DAMAGES = {
+    'truncated-model-safetensors': (lambda ck: cut(ck/'model.safetensors', 0.5),
+                                    r'corrupt checkpoint file \S*model\.safetensors \(truncated or overwritten\?' + VALID),
+    'ema-safetensors-short-of-its-last-bytes': (lambda ck: cut(ck/'ema.safetensors', 0.999), r'corrupt checkpoint file \S*ema\.safetensors' + VALID),
+    'garbage-model-safetensors': (lambda ck: (ck/'model.safetensors').write_bytes(bytes(range(256)) * 16),
+                                  r'corrupt checkpoint file \S*model\.safetensors' + VALID),
+    'truncated-optimizer': (lambda ck: cut(ck/'optimizer.pt', 0.5), r'corrupt checkpoint file \S*optimizer\.pt' + VALID),
+    'garbage-state-json': (lambda ck: (ck/'state.json').write_bytes(b'\x00\xff not json'), r'corrupt checkpoint file \S*state\.json' + VALID),
+    'truncated-state-json': (lambda ck: cut(ck/'state.json', 0.5), r'corrupt checkpoint file \S*state\.json' + VALID),
+    'state-json-not-an-object': (lambda ck: (ck/'state.json').write_text('[]'), r"state\.json: no \['step', 'rng', 'losses'\] in it" + VALID),
+    'state-json-without-step': (lambda ck: edit_state(ck, lambda s: s.pop('step')), r"state\.json: no \['step'\] in it" + VALID),
+    'missing-state-json': (lambda ck: (ck/'state.json').unlink(), r"incomplete checkpoint \S*step-00000003: \['state\.json'\] missing" + VALID),
+    'missing-ema': (lambda ck: (ck/'ema.safetensors').unlink(), r"incomplete checkpoint \S*: \['ema\.safetensors'\] missing" + VALID),
+    'empty-folder': (lambda ck: [f.unlink() for f in ck.iterdir()], r"incomplete checkpoint \S*: \['model\.safetensors', 'ema\.safetensors', "
+                                                                  r"'optimizer\.pt', 'state\.json'\] missing"),
+    'latest-names-a-missing-step': (lambda ck: (ck.parent/'latest').write_text('step-00000099'),
+                                    r"latest names 'step-00000099', which does not exist; .*here \['step-00000003'\]"),
+}
+
+
+@pytest.mark.parametrize('damage', DAMAGES)
+def test_damaged_checkpoint_is_refused_by_name(here, video_run, tmp_path, damage):
+    "Loading and resuming a damaged checkpoint raise a ValueError naming the damaged file and what a valid checkpoint holds."
+    do, message = DAMAGES[damage]
+    folder, ck = copy_run(video_run, tmp_path/'video')
+    do(ck)
+    with pytest.raises(ValueError, match=message): here.load_walt('video', 'smoke', folder)
+    with pytest.raises(ValueError, match=message): here.train_walt('video', 'smoke', out=folder, progress=False)
+
+
+CONFIGS = {   # state.json readable, but its run description (what was trained, with the model's config) missing or wrong
+    'no-run': (lambda s: s.pop('run'), r"state\.json describes no run \(a 'run' object with the 'model' config", r"cannot resume .*model: checkpoint has None"),
+    'no-model-config': (lambda s: s['run'].pop('model'), r"state\.json describes no run", r"cannot resume .*model: checkpoint has None"),
+    'config-of-other-weights': (lambda s: s['run']['model'].update(width=96), r"step-00000003 does not fit a WALT of config \{.*'width': 96",
+                                r"cannot resume .*model: checkpoint has \{.*'width': 96"),
+    'unknown-config-key': (lambda s: s['run']['model'].update(colour=1),
+                           r"holds a WALT config that is not valid here \(.*unexpected keyword argument 'colour'", r"cannot resume .*'colour': 1"),
+}
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_checkpoint_without_a_valid_run_description_is_refused(here, video_run, tmp_path, config):
+    change, on_load, on_resume = CONFIGS[config]
+    folder, ck = copy_run(video_run, tmp_path/'video')
+    edit_state(ck, change)
+    with pytest.raises(ValueError, match=on_load): here.load_walt('video', 'smoke', folder)
+    with pytest.raises(ValueError, match=on_resume): here.train_walt('video', 'smoke', out=folder, progress=False)
+
+
+def test_autoencoder_checkpoint_without_its_run_is_refused(here, tmp_path):
+    folder = tmp_path/'ae'
+    shutil.copytree(here.run_dir('smoke', 'autoencoder'), folder)
+    ck = folder/'checkpoints'/(folder/'checkpoints'/'latest').read_text().strip()
+    edit_state(ck, lambda s: s.pop('run'))
+    with pytest.raises(ValueError, match=r"state\.json describes no run .*retrain it \(walt-paper autoencoder --no-resume\)"):
+        here.load_autoencoder('smoke', folder=folder)
+
+
+def test_cli_resume_of_a_truncated_checkpoint_names_it(env, video_run, tmp_path):
+    folder, ck = copy_run(video_run, tmp_path/'video')
+    cut(ck/'model.safetensors', 0.5)
+    out = run(train_args(folder, steps=6), env, check=False)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('ValueError: corrupt checkpoint file') and str(ck/'model.safetensors') in last and 'a checkpoint folder holds' in last

@@ -15,8 +15,8 @@ from . import sources
 # %% auto #0
 __all__ = ['MIN_MOTION', 'MOTORCYCLE_CALIBRATION', 'IMAGE_SUFFIXES', 'REALESTATE_FIELDS', 'square_image', 'square_map',
            'fashion_mnist_images', 'arrow_of_time', 'playback_speed', 'middlebury', 'read_opencv_matrix', 'graffiti',
-           'read_image', 'image_folder', 'read_labels_csv', 'video_folder', 'read_depth', 'depth_pairs',
-           'load_array_pickle', 'tapvid_pickle', 'realestate10k_cameras']
+           'read_image', 'image_folder', 'read_labels_csv', 'video_truncation', 'video_folder', 'read_depth',
+           'depth_pairs', 'load_array_pickle', 'tapvid_pickle', 'realestate10k_cameras']
 
 # %% ../nbs/00b_datasets.ipynb #cc1371f6
 def _interpolation(source: int, target: int) -> int:
@@ -253,6 +253,53 @@ def read_labels_csv(path, columns=('path', 'label')) -> list[dict]:
     if not rows: raise ValueError(f"{path} has a header but no rows")
     return rows
 
+def video_truncation(path) -> str | None:
+    """Why the video file at `path` is cut short, read from its container's own sizes, or None when they fit (or the
+    container is not one whose sizes are checked here: RIFF/AVI, ISO-BMFF/MP4/MOV and Matroska/WebM are). Decoders
+    often play a cut file to where it stops, and the last frame they return is then partly garbage."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, 'rb') as f:
+        head = f.read(16)
+        if head[:4] == b'RIFF' and len(head) >= 8:                                  # AVI: RIFF <size> AVI ...
+            declared = 8 + int.from_bytes(head[4:8], 'little')
+            return f"its RIFF header declares {declared} bytes; the file has {size}" if size < declared else None
+        if head[4:8] in (b'ftyp', b'moov', b'mdat', b'free', b'skip', b'wide', b'pnot'):  # ISO base media: a chain of boxes
+            pos = 0
+            while pos < size:
+                f.seek(pos); box = f.read(16)
+                if len(box) < 8: return f"a box header at byte {pos} is cut off; the file has {size} bytes"
+                length, kind = int.from_bytes(box[:4], 'big'), box[4:8].decode('latin-1')
+                if length == 1:
+                    if len(box) < 16: return f"a box header at byte {pos} is cut off; the file has {size} bytes"
+                    length = int.from_bytes(box[8:16], 'big')
+                if length == 0: return None                                         # the last box runs to the end of the file
+                if length < 8: return None                                          # not a box chain after all: the decoder decides
+                if pos + length > size: return f"its {kind!r} box at byte {pos} declares {length} bytes; only {size - pos} are there"
+                pos += length
+            return None
+        if head[:4] == b'\x1a\x45\xdf\xa3':                                          # Matroska/WebM: EBML header, then the Segment
+            def vint(offset):
+                f.seek(offset); first = f.read(1)
+                if not first: return None, None
+                width = 9 - first[0].bit_length() if first[0] else 9
+                if width > 8: return None, None
+                rest = f.read(width - 1)
+                if len(rest) < width - 1: return None, None
+                value = int.from_bytes(bytes([first[0] & (0xff >> width)]) + rest, 'big')
+                return value, width
+            header_size, width = vint(4)
+            if header_size is None: return f"its EBML header is cut off; the file has {size} bytes"
+            start = 4 + width + header_size
+            f.seek(start)
+            if f.read(4) != b'\x18\x53\x80\x67': return None if size > start + 4 else f"it ends before its Segment; the file has {size} bytes"
+            segment, width = vint(start + 4)
+            if segment is None: return f"its Segment header is cut off; the file has {size} bytes"
+            if segment == (1 << (7 * width)) - 1: return None                         # unknown size (a live stream): nothing to check
+            declared = start + 4 + width + segment
+            return f"its Segment declares {declared} bytes; the file has {size}" if size < declared else None
+    return None
+
 def video_folder(root, labels_csv, frames: int = 17, size: int = 32, stride: int = 2, classes=None) -> dict:
     """Clips from a Kinetics/SSv2-style folder: `labels_csv` has columns path,label (paths relative to `root`).
     Returns 'video' uint8 (N, frames, size, size, 3) (the middle `frames` frames at `stride`), 'action' int64 (N,)
@@ -268,6 +315,10 @@ def video_folder(root, labels_csv, frames: int = 17, size: int = 32, stride: int
     classes = sorted(set(labels)) if classes is None else list(classes)
     unknown = sorted(set(labels) - set(classes))
     if unknown: raise ValueError(f"{labels_csv} has label(s) {unknown[:5]} not in classes; valid classes are {classes[:20]}")
+    for row, path in zip(rows, paths):
+        cut = video_truncation(path)
+        if cut: raise ValueError(f"{path} is not a readable video: it is truncated ({cut}; named on line {row['line']} of "
+                                 f"{labels_csv}); valid videos are complete files FFmpeg can decode (.mp4, .avi, .mkv, ...)")
     clips = []
     for path in paths:
         length = sources.video_length(path)

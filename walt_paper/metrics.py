@@ -75,6 +75,7 @@ def top1_accuracy(logits_or_pred, labels) -> float:
     scores, labels = _numpy(logits_or_pred, 'logits_or_pred'), _numpy(labels, 'labels')
     if scores.ndim == 2:
         sizes = _check_shapes(logits_or_pred=(scores, ('N', 'C')), labels=(labels, ('N',)))
+        if sizes['C'] == 0: raise ValueError(f"logits_or_pred has shape {scores.shape}; expected logits (N, C) with C >= 1 classes")
         if np.isnan(scores).any(): raise ValueError("logits_or_pred holds NaN logits; their argmax is meaningless")
         labels = _integers(labels, 'labels')
         if labels.size and (labels.min() < 0 or labels.max() >= sizes['C']):

@@ -120,14 +120,29 @@ def _load(folder, what: str, step: int | None = None):
         raise FileNotFoundError(f"no {what} checkpoint in {folder}; train it first ({command} --preset <preset> [--out {folder}], or walt-paper models)")
     return latest, load_checkpoint(latest)
 
+def _run_of(path, ck: dict, command: str) -> dict:
+    "The run description a checkpoint's state.json holds (what was trained, with its 'model' config); raises naming what lacks."
+    run = ck['state'].get('run')
+    if not isinstance(run, dict) or not isinstance(run.get('model'), dict):
+        raise ValueError(f"{path/'state.json'} describes no run (a 'run' object with the 'model' config that {command} writes); "
+                         f"it is not a walt-paper model checkpoint, or it is damaged: retrain it ({command} --no-resume)")
+    return run
+
+def _build_from(path, run: dict, cls, config_cls, weights: dict, what: str):
+    "A `cls` built from the checkpoint's config, its `weights` loaded; a config or weights that do not fit raise naming the checkpoint."
+    try: model = cls(config_cls(**run['model']))
+    except (TypeError, ValueError) as e: raise ValueError(f"{path} holds a {what} config that is not valid here ({e}): {run['model']}") from e
+    try: model.load_state_dict(weights)
+    except RuntimeError as e: raise ValueError(f"{path} does not fit a {what} of config {run['model']}: {e}") from e
+    return model
+
 def load_autoencoder(preset: str | None = None, folder=None, device=None) -> tuple[Autoencoder, str]:
     "The trained autoencoder (EMA weights, eval mode) and its checkpoint key."
     preset = get_preset(preset)['preset']
     path, ck = _load(folder or run_dir(preset, 'autoencoder'), 'autoencoder')
-    run = ck['state']['run']
+    run = _run_of(path, ck, 'walt-paper autoencoder')
     if run.get('name') != 'autoencoder': raise ValueError(f"{path} is a checkpoint of {run.get('name')!r}, not of the autoencoder")
-    ae = Autoencoder(AutoencoderConfig(**run['model']))
-    ae.load_state_dict(ck['ema'])
+    ae = _build_from(path, run, Autoencoder, AutoencoderConfig, ck['ema'], 'autoencoder')
     return ae.to(_device(device)).eval(), content_key(hashlib.sha256((path/'ema.safetensors').read_bytes()).hexdigest())
 
 # %% ../nbs/02b_pipeline.ipynb #228c5552
@@ -241,7 +256,7 @@ def load_walt(objective: str, preset: str | None = None, folder=None, size: str 
     _check_objective(objective)
     preset = get_preset(preset)['preset']
     path, ck = _load(folder or run_dir(preset, f'{objective}-walt'), f'{objective}-walt', step)
-    run = ck['state']['run']
+    run = _run_of(path, ck, f'walt-paper train --objective {objective}')
     if run.get('objective') != objective:
         raise ValueError(f"{path} holds a {run.get('objective')!r} model (name {run.get('name')!r}); asked for objective {objective!r}")
     if size is not None and run.get('size') != size:
@@ -251,9 +266,8 @@ def load_walt(objective: str, preset: str | None = None, folder=None, size: str 
         if run.get('latents') != content_key(walt_batch(z['clips'], z['frames']).numpy()):
             raise ValueError(f"{path} was trained on other latents than the current ones of preset {preset!r} (the world or the "
                              f"autoencoder changed since); retrain it: walt-paper train --objective {objective} --preset {preset}")
-    model = WALT(WALTConfig(**run['model']))
-    try: model.load_state_dict(ck[weights])
-    except RuntimeError as e: raise ValueError(f"{path} does not fit a WALT of config {run['model']}: {e}") from e
+    if weights not in ('ema', 'model'): raise ValueError(f"weights={weights!r}; valid values are 'ema' and 'model'")
+    model = _build_from(path, run, WALT, WALTConfig, ck[weights], 'WALT')
     model.run, model.step = run, ck['state']['step']      # what it is (size, preset, objective) and when, for result rows
     return model.to(_device(device)).eval()
 

@@ -17,9 +17,9 @@ from .data import cached_arrays, content_key, source_hash
 from . import pipeline, probes
 
 # %% auto #0
-__all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'REAL_CLIP_TASKS', 'default_block',
-           'preset_lock', 'ensure_models', 'select_latents', 'model_latents', 'pixel_features', 'load_model',
-           'model_features', 'encode_videos', 'dataset_features', 'tensor_key', 'probe_cache_path',
+__all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'REAL_CLIP_TASKS', 'NONE_DEFAULT_TYPES',
+           'default_block', 'preset_lock', 'ensure_models', 'select_latents', 'model_latents', 'pixel_features',
+           'load_model', 'model_features', 'encode_videos', 'dataset_features', 'tensor_key', 'probe_cache_path',
            'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows', 'known_parameters', 'check_parameters',
            'result_name']
 
@@ -252,16 +252,28 @@ def known_parameters(namespace: dict) -> dict:
     return {k: v for k, v in namespace.items() if not k.startswith('_') and not callable(v) and k not in ('In', 'Out', 'exit', 'quit', 'get_ipython')
             and not isinstance(v, type(os))}
 
+# The type of each parameter whose default is None (None: "the preset decides"), so a wrong value stops at the check too.
+NONE_DEFAULT_TYPES = {'preset': str, 'block': int, 'blocks': list, 'epochs': int, 'budgets': list, 'out_dir': str}
+
+def _type_ok(value, expected: type) -> bool:
+    "`value` is an `expected` (an int counts as a float; a bool is not an int unless a bool is expected)."
+    if isinstance(value, bool) and expected is not bool: return False
+    return isinstance(value, expected) or (expected is float and isinstance(value, int))
+
 def check_parameters(namespace: dict, known: dict) -> None:
-    "Raise naming any parameter that is unknown or whose value's type differs from its default's (None defaults accept str/int/float)."
+    """Raise naming any parameter that is unknown or whose value's type differs from its default's; a parameter whose
+    default is None takes None or a value of its `NONE_DEFAULT_TYPES` type (any str/int/float/list if it has none)."""
     now = known_parameters(namespace)
     unknown = sorted(set(now) - set(known) - {'known'})
     if unknown: raise ValueError(f"unknown parameter(s) {unknown}; this notebook takes {sorted(k for k in known if k != 'known')}")
     for name, default in known.items():
         value = now.get(name, default)
-        if default is None or value is None: continue
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool))
-        if not ok: raise TypeError(f"parameter {name}={value!r} is a {type(value).__name__}; expected a {type(default).__name__} like the default {default!r}")
+        if value is None: continue
+        expected = type(default) if default is not None else NONE_DEFAULT_TYPES.get(name, (str, int, float, list))
+        if not _type_ok(value, expected):
+            like = f"like the default {default!r}" if default is not None else "or None (the default)"
+            names = expected.__name__ if isinstance(expected, type) else ' or '.join(t.__name__ for t in expected)
+            raise TypeError(f"parameter {name}={value!r} is a {type(value).__name__}; expected a {names} {like}")
 
 def result_name(base: str, **params) -> str:
     "A file name for an experiment's outputs that records its non-default parameters (`depth_noise0.3`)."

@@ -13,8 +13,8 @@ import torch.nn as nn
 from .data import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['git_sha', 'step_generators', 'batch_indices', 'TrainConfig', 'learning_rate', 'save_checkpoint', 'latest_checkpoint',
-           'load_checkpoint', 'unwrap', 'dist_info', 'ema_update', 'fit']
+__all__ = ['CHECKPOINT_FILES', 'git_sha', 'step_generators', 'batch_indices', 'TrainConfig', 'learning_rate', 'save_checkpoint',
+           'latest_checkpoint', 'load_checkpoint', 'unwrap', 'dist_info', 'ema_update', 'fit']
 
 # %% ../nbs/02a_train.ipynb #6d2478aa
 @functools.lru_cache(maxsize=None)
@@ -103,22 +103,35 @@ def latest_checkpoint(folder) -> Path | None:
     pointer = Path(folder)/'latest'
     if not pointer.exists(): return None
     path = Path(folder)/pointer.read_text().strip()
-    if not path.is_dir(): raise ValueError(f"{pointer} names {path.name}, which does not exist; the checkpoint folder is damaged")
+    if not path.is_dir():
+        kept = sorted(p.name for p in Path(folder).glob('step-*') if p.is_dir())
+        raise ValueError(f"{pointer} names {path.name!r}, which does not exist; the checkpoint folder is damaged: latest must name "
+                         f"one of the step folders beside it, here {kept} (write one of them into it, or retrain)")
     return path
 
+CHECKPOINT_FILES = ('model.safetensors', 'ema.safetensors', 'optimizer.pt', 'state.json')
+_VALID_CHECKPOINT = ("a checkpoint folder holds model.safetensors, ema.safetensors, optimizer.pt and state.json (a JSON object "
+                     "with 'step', 'rng' and 'losses'), as save_checkpoint writes them; retrain, or resume from an earlier kept step")
+
 def load_checkpoint(path) -> dict:
-    "Read a checkpoint folder: model and EMA tensors, optimizer state and run state; damaged files raise ValueError naming them."
+    """Read a checkpoint folder: model and EMA tensors, optimizer state and run state. A missing file, a damaged
+    (truncated, overwritten) one or a state.json without the run state raises a ValueError naming it and what is valid."""
     from safetensors.torch import load as st_load
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f"no checkpoint folder at {path}")
-    out = {}
-    for key, fname in [('model', 'model.safetensors'), ('ema', 'ema.safetensors')]:
-        try: out[key] = st_load((path/fname).read_bytes())
-        except Exception as e: raise ValueError(f"corrupt checkpoint file {path/fname}: {e}") from e
-    try: out['optimizer'] = torch.load(io.BytesIO((path/'optimizer.pt').read_bytes()), weights_only=False)
-    except Exception as e: raise ValueError(f"corrupt checkpoint file {path/'optimizer.pt'}: {e}") from e
-    try: out['state'] = json.loads((path/'state.json').read_text())
-    except Exception as e: raise ValueError(f"corrupt checkpoint file {path/'state.json'}: {e}") from e
+    missing = [f for f in CHECKPOINT_FILES if not (path/f).is_file()]
+    if missing: raise ValueError(f"incomplete checkpoint {path}: {missing} missing; {_VALID_CHECKPOINT}")
+    def read(fname, load):
+        try: return load((path/fname).read_bytes())
+        except Exception as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise ValueError(f"corrupt checkpoint file {path/fname} (truncated or overwritten? {reason}); {_VALID_CHECKPOINT}") from e
+    out = {key: read(f'{key}.safetensors', st_load) for key in ('model', 'ema')}
+    out['optimizer'] = read('optimizer.pt', lambda b: torch.load(io.BytesIO(b), weights_only=False))
+    out['state'] = read('state.json', json.loads)
+    lacking = ['step', 'rng', 'losses'] if not isinstance(out['state'], dict) else \
+              [k for k in ('step', 'rng', 'losses') if k not in out['state']]
+    if lacking: raise ValueError(f"corrupt checkpoint file {path/'state.json'}: no {lacking} in it; {_VALID_CHECKPOINT}")
     return out
 
 # %% ../nbs/02a_train.ipynb #20e3315e
