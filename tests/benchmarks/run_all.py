@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 def scripts(preset):
     return [('Denoiser and autoencoder training step against fp32 matmul', ['bench_train.py']),
+            ('Where the denoiser step spends its time (torch.profiler)', ['bench_profile.py', '--preset', preset]),
             ('Denoiser against diffusers Latte (same width, depth, heads, tokens, loss)', ['bench_peers.py', '--preset', preset]),
             ('Feature extraction, autoencoder, data', ['bench_pipeline.py', '--preset', preset]),
             ('World rendering', ['bench_data.py'])]
@@ -39,13 +40,25 @@ def study_times():
     return lines or ['- no recorded study runs yet (`make paper` records them)']
 
 
+def cpu_model() -> str:
+    "The processor's name and its widest vector units (every figure here depends on them)."
+    name, flags = platform.processor() or 'unknown processor', set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): name = line.split(':', 1)[1].strip()
+            if line.startswith('flags'): flags = set(line.split(':', 1)[1].split())
+    except OSError: pass
+    units = [f for f in ('avx2', 'avx512f', 'amx_tile') if f in flags]
+    return f"{name}{' with ' + ', '.join(units) if units else ''}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', default='paper')
     args = parser.parse_args()
     head = [f"# Benchmarks", "",
             f"`make bench` (tests/benchmarks/run_all.py --preset {args.preset}); git {git_sha()}, "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "
             f"torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}.", ""]
     body = []
     for title, cmd in scripts(args.preset):

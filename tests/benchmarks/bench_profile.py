@@ -1,0 +1,69 @@
+"""Benchmark: where a denoiser training step's time goes (torch.profiler, self CPU time per operator,
+grouped by kind), so that the gap between the step's GFLOP/s and a large matmul's can be read off.
+
+Run:  .venv/bin/python tests/benchmarks/bench_profile.py [--preset paper] [--objective video] [--steps 3]
+The step is the one bench_train.py times (the preset's size and batch, a V-WALT clip step with
+self-conditioning). Run it on an otherwise idle machine.
+"""
+import argparse, collections, os, platform
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from walt_paper.data import PRESETS
+from walt_paper.model import build_walt
+from walt_paper.pipeline import LATENT_FRAMES, STUDY, walt_loss
+from walt_paper.train import step_generators
+
+# operator -> kind; everything unlisted is 'other'
+KINDS = {
+    'matmul (linear, attention products)': ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm'),
+    'fused attention (SDPA)': ('aten::_scaled_dot_product_flash_attention_for_cpu',
+                               'aten::_scaled_dot_product_flash_attention_for_cpu_backward'),
+    'GELU / SiLU': ('aten::gelu', 'aten::gelu_backward', 'aten::silu', 'aten::silu_backward'),
+    'layer norm': ('aten::native_layer_norm', 'aten::native_layer_norm_backward'),
+    'softmax': ('aten::_softmax', 'aten::_softmax_backward_data'),
+    'copies and layout (rearrange, cat, pad)': ('aten::copy_', 'aten::cat', 'aten::constant_pad_nd', 'aten::clone'),
+    'elementwise (add, mul, addcmul, sum)': ('aten::add', 'aten::add_', 'aten::mul', 'aten::mul_', 'aten::addcmul',
+                                             'aten::sum', 'aten::div', 'aten::sub', 'aten::neg', 'aten::where'),
+    'optimizer (AdamW)': ('aten::_fused_adamw_', 'aten::lerp_', 'aten::addcdiv_', 'aten::sqrt', 'aten::_foreach_mul_',
+                          'aten::_foreach_add_', 'aten::_foreach_lerp_', 'aten::_foreach_addcdiv_', 'aten::_foreach_sqrt'),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
+    parser.add_argument('--objective', choices=('image', 'video'), default='video')
+    parser.add_argument('--steps', type=int, default=3)
+    args = parser.parse_args()
+    study, side = STUDY[args.preset], PRESETS[args.preset]['size'] // 8
+    torch.manual_seed(0)
+    model = build_walt(study['walt_size'], args.objective)
+    batch = torch.randn(study['walt_batch'], 8, LATENT_FRAMES + PRESETS[args.preset]['frames'], side, side)
+    loss_fn = walt_loss(args.objective, image_fraction=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step(s):
+        loss_fn(model, batch, step_generators(0, s, range(len(batch))), s).backward(); opt.step(); opt.zero_grad(set_to_none=True)
+
+    for s in range(2): step(s)                                               # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for s in range(args.steps): step(s)
+    ops = [(e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()]
+    total = sum(t for _, t, _ in ops)
+    kind_of = {op: kind for kind, names in KINDS.items() for op in names}
+    by_kind = collections.Counter()
+    for op, t, _ in ops: by_kind[kind_of.get(op, 'other')] += t
+    print(f"# profile of one {args.objective}-walt {study['walt_size']} training step, preset {args.preset} (batch {study['walt_batch']}, "
+          f"latents {side}x{side}): {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}")
+    print(f"self CPU time {total / args.steps / 1e3:.0f} ms per step (profiled, {args.steps} steps)")
+    for kind, t in by_kind.most_common():
+        print(f"  {kind:42s} {t / total:6.1%}")
+    print("largest operators:")
+    for op, t, n in sorted(ops, key=lambda o: -o[1])[:8]:
+        print(f"  {op:52s} {t / total:6.1%}  ({n // args.steps} calls/step)")
+
+
+if __name__ == '__main__':
+    main()
