@@ -6,7 +6,11 @@ STAMP  := $(VENV)/.installed
 PRESET ?= paper
 JOBS   ?= 2
 
-.PHONY: install test paper data readme bench clean-notebooks check-sync
+.PHONY: install test paper sweeps data readme bench clean-notebooks check-sync
+# The main study: every task's notebook, the feature PCA, then the main table (longest notebooks first, for --jobs).
+STUDY_NOTEBOOKS ?= 06 04 05 07 08 11 09
+# The sweeps: layers and noise (10), the explorer's static view (12), model size and training budget (13).
+SWEEP_NOTEBOOKS ?= 10 12 13
 
 # torch==2.13.0 first: it is the CPU build this machine carries; the range in settings.ini
 # (torch>=2.4) is then already satisfied and pip pulls nothing larger.
@@ -34,7 +38,12 @@ data: install
 paper: install
 	$(BIN)/walt-paper data --preset $(PRESET)
 	$(BIN)/walt-paper models --preset $(PRESET)
-	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS)
+	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS) $(STUDY_NOTEBOOKS)
+
+# Many more probes than the main study: notebook 10 alone trains 5 tasks x 2 models x (every block + 6 noise levels).
+sweeps: install
+	$(BIN)/walt-paper models --preset $(PRESET)
+	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS) $(SWEEP_NOTEBOOKS)
 
 # Benchmarks print figures beside their references and write figures/benchmarks.md; run on an idle machine.
 bench: install
