@@ -110,7 +110,7 @@ def latest_checkpoint(folder) -> Path | None:
     return path
 
 CHECKPOINT_FILES = ('model.safetensors', 'ema.safetensors', 'optimizer.pt', 'state.json')
-_VALID_CHECKPOINT = ("a checkpoint folder holds model.safetensors, ema.safetensors, optimizer.pt and state.json (a JSON object "
+_VALID_CHECKPOINT = (f"a checkpoint folder holds {', '.join(CHECKPOINT_FILES[:-1])} and {CHECKPOINT_FILES[-1]} (a JSON object "
                      "with 'step', 'rng' and 'losses'), as save_checkpoint writes them; retrain, or resume from an earlier kept step")
 
 def load_checkpoint(path) -> dict:
