@@ -17,11 +17,11 @@ from .data import cached_arrays, content_key, source_hash
 from . import pipeline, probes
 
 # %% auto #0
-__all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'REAL_CLIP_TASKS', 'NONE_DEFAULT_TYPES',
-           'default_block', 'preset_lock', 'ensure_models', 'select_latents', 'model_latents', 'pixel_features',
-           'load_model', 'model_features', 'encode_videos', 'dataset_features', 'tensor_key', 'probe_cache_path',
-           'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows', 'known_parameters', 'check_parameters',
-           'result_name']
+__all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'SWEEP_SETTINGS', 'REAL_CLIP_TASKS',
+           'NONE_DEFAULT_TYPES', 'default_block', 'sweep_blocks', 'preset_lock', 'ensure_models', 'select_latents',
+           'model_latents', 'pixel_features', 'load_model', 'model_features', 'encode_videos', 'dataset_features',
+           'tensor_key', 'probe_cache_path', 'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows',
+           'known_parameters', 'check_parameters', 'result_name']
 
 # %% ../nbs/03b_study.ipynb #40f0e83c
 BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
@@ -36,10 +36,20 @@ PROBE_SETTINGS = {   # the probe recipe per preset (`probes.train_probe`'s argum
                   track_points=8),
 }
 DEFAULT_NOISE = 0.2      # t = 200 of 1000: the paper's best noise level for most tasks
+SWEEP_SETTINGS = {   # the sweeps (notebooks 10, 13) probe many settings: their recipe overrides and block grid per preset
+    'smoke': dict(recipe={}, block_stride=1),
+    'quick': dict(recipe=dict(seeds=(0, 1), lrs=(1e-3,)), block_stride=1),
+    'paper': dict(recipe=dict(seeds=(0, 1), lrs=(1e-3,)), block_stride=2),
+}
 
 def default_block(depth: int) -> int:
     "About two thirds of the depth, the paper's best layer."
     return max(1, round(2 * depth / 3))
+
+def sweep_blocks(depth: int, stride: int = 1) -> list[int]:
+    "The blocks a layer sweep reads: every `stride`-th of 0 .. depth, with the default block and the last always in."
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1: raise ValueError(f"stride={stride!r} must be a positive integer")
+    return sorted(set(range(0, depth + 1, stride)) | {default_block(depth), depth})
 
 @contextmanager
 def preset_lock(preset: str):
