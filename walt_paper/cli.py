@@ -65,6 +65,12 @@ def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> tuple[Pa
     print(f"done {nb.name} in {time.time() - start:.0f} s -> {target}", flush=True)
     return target, time.time() - start
 
+def _run_in_worker(nb: Path, target: Path, preset: str, params: dict) -> tuple:
+    "`_run_notebook` in a worker process: (path, seconds, None), or (None, 0, the error in one line), since a papermill error need not survive pickling."
+    try: return (*_run_notebook(nb, target, preset, params), None)
+    except Exception as e:
+        return None, 0.0, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+
 def _record_run(out: Path, preset: str, seconds: dict, wall: float, jobs: int) -> None:
     "Add this call's notebook times, wall time and peak kernel memory to <out>/timing.json (one entry per notebook, latest kept)."
     import json, resource
@@ -84,7 +90,8 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
     run at once, each kernel with cores // jobs threads (unless OMP_NUM_THREADS is set); `SUMMARY_NOTEBOOKS` run after
     the rest. A failed notebook does not stop the others; the failures are raised together at the end. Each notebook's
     seconds, the call's wall time and the largest kernel's peak memory go to <out>/timing.json."""
-    from concurrent.futures import ThreadPoolExecutor
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise SystemExit(f"--jobs must be a positive integer; got {jobs!r}")
     preset = get_preset(preset)['preset']
     out = Path(out) if out else data_dir('runs', preset, 'notebooks'); out.mkdir(parents=True, exist_ok=True)
@@ -100,12 +107,14 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
     done, failed, seconds, start = [], [], {}, time.time()
     for phase in ([nb for nb in todo if nb.stem not in SUMMARY_NOTEBOOKS], [nb for nb in todo if nb.stem in SUMMARY_NOTEBOOKS]):
         if failed: break
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {nb: pool.submit(_run_notebook, nb, out/nb.name, preset, params) for nb in phase}
+        # each notebook's papermill client in a process of its own: two clients in threads of one process can miss a
+        # kernel's last reply and wait forever (seen with the explorer's widgets beside the layer sweep)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
+            futures = {nb: pool.submit(_run_in_worker, nb, out/nb.name, preset, params) for nb in phase}
         for nb, future in futures.items():
-            if future.exception() is None:
-                target, seconds[nb.name] = future.result(); done.append(target)
-            else: failed.append(f"{nb.name}: {type(future.exception()).__name__}: {str(future.exception()).splitlines()[-1] if str(future.exception()) else ''}")
+            target, secs, error = future.result()
+            if error is None: seconds[nb.name] = secs; done.append(target)
+            else: failed.append(f"{nb.name}: {error}")
     if seconds: _record_run(out, preset, seconds, time.time() - start, jobs)
     if failed: raise SystemExit("notebooks failed (their partial copies are in " + str(out) + "):\n  " + "\n  ".join(failed))
     return done

@@ -36,10 +36,10 @@ PROBE_SETTINGS = {   # the probe recipe per preset (`probes.train_probe`'s argum
                   track_points=8),
 }
 DEFAULT_NOISE = 0.2      # t = 200 of 1000: the paper's best noise level for most tasks
-SWEEP_SETTINGS = {   # the sweeps (notebooks 10, 13) probe many settings: their recipe overrides and block grid per preset
-    'smoke': dict(recipe={}, block_stride=1),
-    'quick': dict(recipe=dict(seeds=(0, 1), lrs=(1e-3,)), block_stride=1),
-    'paper': dict(recipe=dict(seeds=(0, 1), lrs=(1e-3,)), block_stride=2),
+SWEEP_SETTINGS = {   # the sweeps (notebooks 10, 13) probe many settings: their recipe overrides, block grid and noise levels
+    'smoke': dict(recipe={}, block_stride=1, noises=(0.0, 0.1, 0.2, 0.4, 0.6, 0.8)),
+    'quick': dict(recipe=dict(seeds=(0, 1), lrs=(1e-3,)), block_stride=1, noises=(0.0, 0.1, 0.2, 0.4, 0.6, 0.8)),
+    'paper': dict(recipe=dict(seeds=(0, 1), lrs=(1e-3,)), block_stride=2, noises=(0.0, 0.1, 0.2, 0.4, 0.8)),
 }
 
 def default_block(depth: int) -> int:
@@ -263,7 +263,7 @@ def known_parameters(namespace: dict) -> dict:
             and not isinstance(v, type(os))}
 
 # The type of each parameter whose default is None (None: "the preset decides"), so a wrong value stops at the check too.
-NONE_DEFAULT_TYPES = {'preset': str, 'block': int, 'blocks': list, 'epochs': int, 'budgets': list, 'out_dir': str}
+NONE_DEFAULT_TYPES = {'preset': str, 'block': int, 'blocks': list, 'noises': list, 'epochs': int, 'budgets': list, 'out_dir': str}
 
 def _type_ok(value, expected: type) -> bool:
     "`value` is an `expected` (an int counts as a float; a bool is not an int unless a bool is expected)."
