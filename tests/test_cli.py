@@ -183,3 +183,27 @@ def test_every_parameter_defaulting_to_none_has_a_declared_type():
     from walt_paper.study import NONE_DEFAULT_TYPES
     undeclared = {(nb.name, name) for nb in NOTEBOOKS for name, value in defaults(nb).items() if value is None and name not in NONE_DEFAULT_TYPES}
     assert not undeclared, f"parameters defaulting to None without a type in NONE_DEFAULT_TYPES: {sorted(undeclared)}"
+
+
+# ---------------------------------------------------------------- walt-paper run: notebooks side by side
+
+def test_parallel_run_reports_each_failure_by_notebook(tmp_path, monkeypatch):
+    "Notebooks run in worker processes; each failure comes back named with its error, and no finished copy is left."
+    from walt_paper.cli import run_notebooks
+    monkeypatch.setenv('WALT_DATA_DIR', str(tmp_path/'data'))
+    with pytest.raises(SystemExit) as e:
+        run_notebooks(['08', '11'], 'smoke', force=True, out=tmp_path, jobs=2, bogus=1)
+    message = str(e.value)
+    for name in ('08_camera_pose.ipynb', '11_pca.ipynb'):
+        assert re.search(name + r": PapermillExecutionError: .*unknown parameter\(s\) \['bogus'\]", message), message
+        assert not (tmp_path/name).exists() and (tmp_path/name.replace('.ipynb', '.partial.ipynb')).exists()
+    assert not (tmp_path/'timing.json').exists()          # nothing ran to the end: no timing recorded
+
+
+def test_parallel_run_records_a_finished_notebook(tmp_path):
+    "A notebook run through the worker pool is renamed from its partial copy and timed in timing.json."
+    from walt_paper.cli import run_notebooks
+    done = run_notebooks(['12'], 'smoke', force=True, out=tmp_path, jobs=2)
+    assert done == [tmp_path/'12_explorer.ipynb'] and done[0].exists() and not (tmp_path/'12_explorer.partial.ipynb').exists()
+    record = json.loads((tmp_path/'timing.json').read_text())
+    assert record['notebooks']['12_explorer.ipynb'] > 0 and record['last_call']['jobs'] == 2

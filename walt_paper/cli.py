@@ -67,6 +67,7 @@ def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> tuple[Pa
 
 def _run_in_worker(nb: Path, target: Path, preset: str, params: dict) -> tuple:
     "`_run_notebook` in a worker process: (path, seconds, None), or (None, 0, the error in one line), since a papermill error need not survive pickling."
+    os.environ['WALT_HEADLESS'] = '1'   # kernels inherit it: notebooks skip widget cells, which can hang papermill
     try: return (*_run_notebook(nb, target, preset, params), None)
     except Exception as e:
         return None, 0.0, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
