@@ -108,8 +108,8 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
     done, failed, seconds, start = [], [], {}, time.time()
     for phase in ([nb for nb in todo if nb.stem not in SUMMARY_NOTEBOOKS], [nb for nb in todo if nb.stem in SUMMARY_NOTEBOOKS]):
         if failed: break
-        # each notebook's papermill client in a process of its own: two clients in threads of one process can miss a
-        # kernel's last reply and wait forever (seen with the explorer's widgets beside the layer sweep)
+        # each notebook's papermill client in a process of its own, so clients share no event loop or sockets and a
+        # hung or crashed one costs only its own notebook (the hang seen here was a widget cell: see `_run_in_worker`)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
             futures = {nb: pool.submit(_run_in_worker, nb, out/nb.name, preset, params) for nb in phase}
         for nb, future in futures.items():
