@@ -40,7 +40,7 @@ paper: install
 	$(BIN)/walt-paper models --preset $(PRESET)
 	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS) $(STUDY_NOTEBOOKS)
 
-# Many more probes than the main study: notebook 10 alone trains 5 tasks x 2 models x (every block + 6 noise levels).
+# Many settings, each probed with the lighter sweep recipe (walt_paper.study.SWEEP_SETTINGS): at paper, 10 (block, noise) settings x 2 models x 3 tasks in notebook 10.
 sweeps: install
 	$(BIN)/walt-paper models --preset $(PRESET)
 	$(BIN)/walt-paper run --preset $(PRESET) --jobs $(JOBS) $(SWEEP_NOTEBOOKS)
