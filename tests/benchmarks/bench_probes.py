@@ -1,0 +1,64 @@
+"""Benchmark: the probes, the study's largest cost on a CPU (the notebooks train hundreds of them). For each kind of
+probe at a preset's feature shape and recipe (`walt_paper.study.PROBE_SETTINGS`), one training step of its
+learning-rate grid: FLOPs (torch's FlopCounterMode, forward and backward), seconds per step (median), the achieved
+GFLOP/s against a large fp32 matmul measured in the same run, and what training one probe (seeds x epochs x steps per
+epoch, evaluation not counted) costs at that rate.
+
+Run:  .venv/bin/python tests/benchmarks/bench_probes.py [--preset paper] [--steps 5]
+Features and targets are random of the preset's shapes: a probe step's cost does not depend on their values.
+Run it on an otherwise idle machine.
+"""
+import argparse, math, statistics, time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench_train import matmul_gflops
+from walt_paper.data import PRESETS
+from walt_paper.model import WALT_SIZES
+from walt_paper.pipeline import STUDY
+from walt_paper.probes import ProbeGrid, task_spec, _subset
+from walt_paper.study import PROBE_SETTINGS
+
+TASKS = ('category', 'depth', 'camera_pose', 'point_tracking', 'box_tracking')
+
+
+def random_targets(task, n, frames, size, points=16):
+    "Targets of `task`'s shapes (as `probes.task_targets` makes them) for n clips."
+    kind = task_spec(task)['probe']
+    if kind == 'classify': return {'label': torch.randint(0, task_spec(task)['classes'], (n,))}
+    if kind == 'depth': return {'depth': torch.rand(n, frames, size, size) + 1, 'size': size}
+    if kind == 'pose': return {'pose': torch.eye(4).repeat(n, frames, 1, 1)}
+    positions = torch.rand(n, points, frames, 2 if kind == 'track' else 4) * size
+    return {'positions': positions, 'visible': torch.rand(n, points, frames) > 0.2, 'query': positions[:, :, 0], 'size': size}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--preset', default='paper', choices=sorted(PROBE_SETTINGS))
+    parser.add_argument('--steps', type=int, default=5)
+    args = parser.parse_args()
+    recipe, world, study = PROBE_SETTINGS[args.preset], PRESETS[args.preset], STUDY[args.preset]
+    frames, grid_side, dim = 1 + (world['frames'] - 1) // 4, world['size'] // 8, WALT_SIZES[study['walt_size']]['width']
+    batch, steps_per_epoch = recipe['batch_size'], math.ceil(world['n_train'] / recipe['batch_size'])
+    peak = matmul_gflops()
+    print(f"preset {args.preset}: features ({frames}, {grid_side}, {grid_side}, {dim}) per clip, batch {batch}, "
+          f"{len(recipe['lrs'])} lrs x {len(recipe['seeds'])} seeds x {recipe['epochs']} epochs x {steps_per_epoch} steps; "
+          f"torch threads {torch.get_num_threads()}; fp32 matmul {peak:.1f} GFLOP/s")
+    print(f"{'task':16s} {'GFLOP/step':>10s} {'s/step':>8s} {'GFLOP/s':>8s} {'of matmul':>9s} {'train one probe (s)':>20s}")
+    features = torch.randn(batch, frames, grid_side, grid_side, dim)
+    for task in TASKS:
+        targets = random_targets(task, batch, frames, world['size'])
+        grid = ProbeGrid(task, dim, frames, recipe['lrs'], 0, 10 ** 6, world['size'], task_spec(task).get('classes'),
+                         probe_kwargs=recipe['probe_kwargs'], depth_pixels=recipe['depth_pixels'], track_points=recipe['track_points'])
+        with FlopCounterMode(display=False) as counter: grid.step(features, _subset(targets, slice(None)))
+        times = []
+        for _ in range(args.steps + 1):
+            start = time.perf_counter(); grid.step(features, targets); times.append(time.perf_counter() - start)
+        flops, seconds = counter.get_total_flops(), statistics.median(times[1:])
+        probe = seconds * steps_per_epoch * recipe['epochs'] * len(recipe['seeds'])
+        print(f"{task:16s} {flops / 1e9:10.2f} {seconds:8.3f} {flops / seconds / 1e9:8.1f} {flops / seconds / 1e9 / peak:8.0%} {probe:20.0f}")
+
+
+if __name__ == '__main__':
+    main()
