@@ -9,8 +9,9 @@ JOBS   ?= 2
 .PHONY: install test paper sweeps data readme bench clean-notebooks check-sync
 # The main study: every task's notebook, the feature PCA, then the main table (longest notebooks first, for --jobs).
 STUDY_NOTEBOOKS ?= 06 04 05 07 08 11 09
-# The sweeps: layers and noise (10), the explorer's static view (12), model size and training budget (13).
-SWEEP_NOTEBOOKS ?= 10 12 13
+# The analyses beyond the main table: layers and noise (10), the explorer's static view (12), model size and training
+# budget (13), and what a frame of the world gives away about depth (14: the references for the depth row).
+SWEEP_NOTEBOOKS ?= 10 12 13 14
 
 # torch==2.13.0 first: it is the CPU build this machine carries; the range in settings.ini
 # (torch>=2.4) is then already satisfied and pip pulls nothing larger.
