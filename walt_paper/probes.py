@@ -411,8 +411,10 @@ TASKS = {
                               about="which way the scene drifts, told by the wall's scene (appearance-driven action); the Kinetics stand-in"),
     'action_motion': dict(probe='classify', targets=('action_motion',), classes=6, metrics={'top1': True},
                           about="the main object's orbit axis and sense (one frame carries no label); the Something-Something v2 stand-in"),
-    'depth': dict(probe='depth', targets=('depth',), metrics={'abs_rel': False, 'rmse': False, 'delta1': True},
-                  about="metric depth (camera z) of every pixel of every frame the features cover; the ScanNet stand-in"),
+    'depth': dict(probe='depth', targets=('depth',), metrics={'abs_rel': False, 'rmse': False, 'delta1': True,
+                                                             'abs_rel_median_scaled': False, 'delta1_median_scaled': True},
+                  about="metric depth (camera z) of every pixel of every frame the features cover; the ScanNet stand-in. "
+                        "Also scored after per-frame median scaling (`*_median_scaled`): the world hides each frame's scale"),
     'camera_pose': dict(probe='pose', targets=('camera',),
                         metrics={'rotation_error_deg': False, 'translation_error': False, 'translation_angle_deg': False},
                         about="each frame's camera pose relative to the first; the RealEstate10k stand-in"),
@@ -506,7 +508,9 @@ def task_metrics(task: str, predictions: dict, targets: dict) -> dict:
         return {m: float('nan') for m in spec['metrics']}
     kind, M = spec['probe'], probe_metrics
     if kind == 'classify': out = {'top1': M.top1_accuracy(predictions['logits'], targets['label'])}
-    elif kind == 'depth': out = M.depth_metrics(predictions['depth'], targets['depth'])
+    elif kind == 'depth':
+        out = M.depth_metrics(predictions['depth'], targets['depth'])
+        out.update({f'{k}_median_scaled': v for k, v in M.depth_metrics(predictions['depth'], targets['depth'], align='median').items()})
     elif kind == 'pose': out = M.camera_pose_metrics(predictions['pose'], targets['pose'])
     elif kind == 'track': out = M.point_track_metrics(predictions['positions'], predictions['visible'], targets['positions'],
                                                        targets['visible'], size=targets['size'])
