@@ -1,14 +1,15 @@
 """Benchmark: training-step throughput of the denoiser and the autoencoder against this machine's
 fp32 matmul throughput, measured in the same run; optionally the wall time of training a preset.
 
-Run:  .venv/bin/python tests/benchmarks/bench_train.py [--steps 5] [--full PRESET]
+Run:  .venv/bin/python tests/benchmarks/bench_train.py [--steps 5] [--no-compile] [--full PRESET]
 For each preset it prints the step's FLOPs (counted by torch's FlopCounterMode: the
 self-conditioning pass, the forward and the backward), seconds per step (median) and the
-achieved GFLOP/s as a fraction of a large fp32 matmul's. --full trains the preset's models for
+achieved GFLOP/s as a fraction of a large fp32 matmul's; then the paper preset's V-WALT step under
+torch.compile (inductor) beside the same step eager, with the compile time (--no-compile skips it). --full trains the preset's models for
 real (resuming what exists in data/runs/<preset>) and prints each stage's wall time.
 Run it on an otherwise idle machine: two busy cores halve every number.
 """
-import argparse, os, platform, statistics, time
+import argparse, os, platform, statistics, time, warnings
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -42,10 +43,34 @@ def time_step(model, loss_fn, batch, steps):
     return flops, statistics.median(times[1:])
 
 
+def compiled_against_eager(preset, steps):
+    "Seconds per V-WALT training step of `preset` eager and under torch.compile (inductor), on the same weights and batch."
+    study, side = STUDY[preset], PRESETS[preset]['size'] // 8
+    torch.manual_seed(0)
+    model = build_walt(study['walt_size'], 'video')
+    batch = torch.randn(study['walt_batch'], 8, LATENT_FRAMES + PRESETS[preset]['frames'], side, side)
+    loss_fn = walt_loss('video', image_fraction=0.0)
+    _, eager = time_step(model, loss_fn, batch, steps)
+    start = time.perf_counter()
+    # FlopCounterMode (above) leaves module hooks that torch.compile warns about; they only count, so the warning is noise here
+    warnings.filterwarnings('ignore', message='Using `torch.compile')
+    try:
+        compiled = torch.compile(model)
+        loss_fn(compiled, batch, step_generators(0, 0, range(len(batch))), 0).backward()   # compiles forward and backward
+        compile_s = time.perf_counter() - start
+        _, fast = time_step(compiled, loss_fn, batch, max(steps, 5))   # the median skips a step that recompiles
+    except Exception as e:   # inductor needs a C++ compiler; say why it could not run rather than stop the benchmark
+        print(f"{preset:5s} video-walt torch.compile: could not run ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        return
+    print(f"{preset:5s} video-walt {study['walt_size']} torch.compile (inductor): {fast * 1000:.0f} ms/step against eager "
+          f"{eager * 1000:.0f} ms/step = {eager / fast:.2f}x faster, after {compile_s:.0f} s of compiling")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--full', choices=sorted(PRESETS), default=None)
+    parser.add_argument('--no-compile', action='store_true', help="skip the torch.compile comparison")
     args = parser.parse_args()
     peak = matmul_gflops()
     print(f"# training throughput, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -68,6 +93,8 @@ def main():
         flops, sec = time_step(ae, autoencoder_loss(study['ae_crop']), clips, args.steps)
         print(f"{preset:5s} autoencoder {study['ae_size']} batch {study['ae_batch']} crops 5x{study['ae_crop']}^2: "
               f"{flops / 1e9:.1f} GFLOP/step, {sec * 1000:.0f} ms/step, {flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / 1e9 / peak:.0%} of matmul")
+    if not args.no_compile:
+        compiled_against_eager('paper', args.steps)
     if args.full:
         from walt_paper.pipeline import train_models
         start = time.time()
