@@ -13,8 +13,8 @@ from einops import rearrange
 from . import metrics as M
 
 # %% auto #0
-__all__ = ['RIDGE_STRENGTHS', 'depth_scores', 'mean_map', 'CellRidge', 'ridge_depth', 'PixelDepthCNN', 'train_pixel_cnn',
-           'pixel_cnn_depth']
+__all__ = ['RIDGE_STRENGTHS', 'depth_scores', 'mean_map', 'median_map', 'CellRidge', 'ridge_depth', 'PixelDepthCNN',
+           'train_pixel_cnn', 'pixel_cnn_depth']
 
 # %% ../nbs/03d_references.ipynb #8760d84f
 def _check_depth(depth, name: str) -> torch.Tensor:
@@ -29,11 +29,21 @@ def depth_scores(pred, gt) -> dict:
     out.update({f'{k}_median_scaled': v for k, v in M.depth_metrics(pred, gt, align='median').items()})
     return out
 
-def mean_map(train_depth, like) -> torch.Tensor:
-    "Each pixel's geometric-mean training depth (n, f, H, W), broadcast to the shape of `like`."
+def _train_and_like(train_depth, like):
     train, like = _check_depth(train_depth, 'train_depth'), _check_depth(like, 'like')
-    if train.shape[1:] != like.shape[1:]: raise ValueError(f"train_depth frames {tuple(train.shape[1:])} differ from {tuple(like.shape[1:])}")
+    if train.shape[1:] != like.shape[1:]:
+        raise ValueError(f"train_depth frames {tuple(train.shape[1:])} differ from those of like {tuple(like.shape[1:])}")
+    return train, like
+
+def mean_map(train_depth, like) -> torch.Tensor:
+    "Each pixel's geometric-mean training depth (the L2 optimum of log-depth), broadcast to the shape of `like` (n, f, H, W)."
+    train, like = _train_and_like(train_depth, like)
     return train.log().mean(0, keepdim=True).exp().expand_as(like)
+
+def median_map(train_depth, like) -> torch.Tensor:
+    "Each pixel's median training depth (the L1 optimum of log-depth, what a probe trained with L1 on log-depth and no information converges to), broadcast like `like`."
+    train, like = _train_and_like(train_depth, like)
+    return train.median(0, keepdim=True).values.expand_as(like)
 
 # %% ../nbs/03d_references.ipynb #837ef40d
 RIDGE_STRENGTHS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -69,10 +79,13 @@ class CellRidge:
         self.shape = f.shape[2:]
         return self
 
-    def predict(self, feats, k: int) -> torch.Tensor:
+    def predict(self, feats, k: int, name: str = 'test') -> torch.Tensor:
         if not hasattr(self, 'weights'): raise RuntimeError("fit the ridge before predicting")
-        f, _, _ = _cells(feats, None, 'test')
-        if f.shape[2:] != self.shape: raise ValueError(f"features of shape {tuple(f.shape)}; the ridge was fitted on (n, f, {', '.join(map(str, self.shape))})")
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(self.strengths):
+            raise ValueError(f"k={k!r} must index strengths={self.strengths} (0..{len(self.strengths) - 1})")
+        f, _, _ = _cells(feats, None, name)
+        if f.shape[2:] != self.shape:
+            raise ValueError(f"{name}_feats have shape {tuple(f.shape)}; the ridge was fitted on (n, f, {', '.join(map(str, self.shape))})")
         x = (f - self.mu) / self.sd
         y = self.y_cell + (x - self.x_cell) @ self.weights[k]
         return rearrange(y.exp().float(), 'n f h w (s t) -> n f (h s) (w t)', s=self.s, t=self.s)
@@ -80,7 +93,7 @@ class CellRidge:
 def ridge_depth(train_feats, train_depth, val_feats, val_depth, test_feats, strengths=RIDGE_STRENGTHS):
     "Fit `CellRidge`, pick the strength of lowest validation AbsRel; (test depth (n, f, H, W), that strength, its validation AbsRel)."
     ridge = CellRidge(strengths).fit(train_feats, train_depth)
-    val = [M.depth_metrics(ridge.predict(val_feats, k), val_depth)['abs_rel'] for k in range(len(ridge.strengths))]
+    val = [M.depth_metrics(ridge.predict(val_feats, k, 'val'), val_depth)['abs_rel'] for k in range(len(ridge.strengths))]
     best = int(np.argmin(val))
     return ridge.predict(test_feats, best), ridge.strengths[best], val[best]
 

@@ -44,7 +44,7 @@ def time_step(model, loss_fn, batch, steps):
 
 
 def compiled_against_eager(preset, steps):
-    "Seconds per V-WALT training step of `preset` eager and under torch.compile (inductor), on the same weights and batch."
+    "Seconds per V-WALT training step of `preset` eager, then under torch.compile (inductor) on the same model (as the eager steps left it) and batch."
     study, side = STUDY[preset], PRESETS[preset]['size'] // 8
     torch.manual_seed(0)
     model = build_walt(study['walt_size'], 'video')
