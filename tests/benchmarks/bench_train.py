@@ -63,7 +63,7 @@ def compiled_against_eager(preset, steps):
         print(f"{preset:5s} video-walt torch.compile: could not run ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
         return
     print(f"{preset:5s} video-walt {study['walt_size']} torch.compile (inductor): {fast * 1000:.0f} ms/step against eager "
-          f"{eager * 1000:.0f} ms/step = {eager / fast:.2f}x faster, after {compile_s:.0f} s of compiling")
+          f"{eager * 1000:.0f} ms/step: {eager / fast:.2f}x the eager speed, after {compile_s:.0f} s of compiling")
 
 
 def main():
