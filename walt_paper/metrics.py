@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from einops import rearrange, einsum
 
 # %% auto #0
-__all__ = ['DEPTH_ALIGNMENTS', 'TAPVID_THRESHOLDS', 'top1_accuracy', 'depth_metrics', 'relative_poses', 'rotation_6d_to_matrix',
-           'matrix_to_rotation_6d', 'rotation_angle_deg', 'camera_pose_metrics', 'point_track_metrics', 'box_iou',
-           'box_tracking_metrics']
+__all__ = ['DEPTH_ALIGNMENTS', 'TAPVID_THRESHOLDS', 'top1_accuracy', 'depth_metrics', 'depth_scores', 'relative_poses',
+           'rotation_6d_to_matrix', 'matrix_to_rotation_6d', 'rotation_angle_deg', 'camera_pose_metrics',
+           'point_track_metrics', 'box_iou', 'box_tracking_metrics']
 
 # %% ../nbs/03a_metrics.ipynb #ff3e5852
 def _numpy(x, name: str) -> np.ndarray:
@@ -144,6 +144,12 @@ def depth_metrics(pred, gt, valid=None, align: str = 'none') -> dict:
                                               np.arange(i, min(i + chunk, len(pred)))) for i in range(0, len(pred), chunk)])
     abs_rel, rmse, delta1 = per_image.mean(0)                                # mean over images with a valid pixel
     return dict(abs_rel=float(abs_rel), rmse=float(rmse), delta1=float(delta1))
+
+def depth_scores(pred, gt) -> dict:
+    "`depth_metrics` of `pred` against `gt` as metric depth and after per-image median scaling (keys `*_median_scaled`)."
+    out = depth_metrics(pred, gt)
+    out.update({f'{k}_median_scaled': v for k, v in depth_metrics(pred, gt, align='median').items()})
+    return out
 
 # %% ../nbs/03a_metrics.ipynb #489cf68a
 def _torch_in(x, name: str) -> tuple[torch.Tensor, bool]:

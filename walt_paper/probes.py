@@ -508,9 +508,7 @@ def task_metrics(task: str, predictions: dict, targets: dict) -> dict:
         return {m: float('nan') for m in spec['metrics']}
     kind, M = spec['probe'], probe_metrics
     if kind == 'classify': out = {'top1': M.top1_accuracy(predictions['logits'], targets['label'])}
-    elif kind == 'depth':
-        out = M.depth_metrics(predictions['depth'], targets['depth'])
-        out.update({f'{k}_median_scaled': v for k, v in M.depth_metrics(predictions['depth'], targets['depth'], align='median').items()})
+    elif kind == 'depth': out = M.depth_scores(predictions['depth'], targets['depth'])
     elif kind == 'pose': out = M.camera_pose_metrics(predictions['pose'], targets['pose'])
     elif kind == 'track': out = M.point_track_metrics(predictions['positions'], predictions['visible'], targets['positions'],
                                                        targets['visible'], size=targets['size'])

@@ -13,8 +13,8 @@ from einops import rearrange
 from . import metrics as M
 
 # %% auto #0
-__all__ = ['RIDGE_STRENGTHS', 'depth_scores', 'mean_map', 'median_map', 'CellRidge', 'ridge_depth', 'PixelDepthCNN',
-           'train_pixel_cnn', 'pixel_cnn_depth']
+__all__ = ['RIDGE_STRENGTHS', 'mean_map', 'median_map', 'CellRidge', 'ridge_depth', 'PixelDepthCNN', 'train_pixel_cnn',
+           'pixel_cnn_depth']
 
 # %% ../nbs/03d_references.ipynb #8760d84f
 def _check_depth(depth, name: str) -> torch.Tensor:
@@ -22,12 +22,6 @@ def _check_depth(depth, name: str) -> torch.Tensor:
     if d.ndim != 4 or not len(d): raise ValueError(f"{name} must be depth maps (n >= 1, f, H, W); got shape {tuple(d.shape)}")
     if not (torch.isfinite(d) & (d > 0)).all(): raise ValueError(f"{name} must be finite and positive everywhere (metric depth)")
     return d
-
-def depth_scores(pred, gt) -> dict:
-    "`metrics.depth_metrics` of `pred` against `gt` (n, f, H, W) as metric depth and after per-frame median scaling (`*_median_scaled`)."
-    out = M.depth_metrics(pred, gt)
-    out.update({f'{k}_median_scaled': v for k, v in M.depth_metrics(pred, gt, align='median').items()})
-    return out
 
 def _train_and_like(train_depth, like):
     train, like = _check_depth(train_depth, 'train_depth'), _check_depth(like, 'like')
