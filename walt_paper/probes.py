@@ -21,7 +21,7 @@ __all__ = ['TASKS', 'WORLD_TASKS', 'feature_noise', 'extract_features', 'latent_
            'time_feature_extraction', 'checkpoint_hash', 'latents_key', 'feature_cache_path', 'cached_features',
            'CrossAttentionBlock', 'TokenEmbedding', 'fourier_features', 'cell_centres', 'AttentiveClassifier',
            'DepthDecoder', 'PoseRegressor', 'pose_matrices', 'TrackReadout', 'task_spec', 'latent_pixel_frames',
-           'task_targets', 'build_probe', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe',
+           'task_targets', 'build_probe', 'start_at_prior', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe',
            'trivial_predictions', 'trivial_metrics', 'main_metric', 'feature_pca']
 
 # %% ../nbs/03_probes.ipynb #ba693867
@@ -200,6 +200,10 @@ def cached_features(model, latents: torch.Tensor, noise: float, blocks, seed: in
     return {b: features[b] for b in blocks}
 
 # %% ../nbs/03_probes.ipynb #b970cddb
+def _logit(p: float, eps: float = 1e-3) -> float:
+    p = min(max(float(p), eps), 1 - eps)
+    return math.log(p / (1 - p))
+
 def _mlp(width: int, out: int, ratio: float = 4.0) -> nn.Sequential:
     return nn.Sequential(nn.Linear(width, int(width * ratio)), nn.GELU(), nn.Linear(int(width * ratio), out))
 
@@ -289,11 +293,17 @@ class AttentiveClassifier(nn.Module):
         pooled = self.pool(self.queries[None], tokens).mean(1)                                  # (B, W)
         return self.head(self.norm(pooled))
 
+    def start_at(self, log_prior: torch.Tensor):
+        "Output layer set so that the untrained probe predicts the classes' training frequencies (log-probabilities (classes,))."
+        nn.init.zeros_(self.head[-1].weight)
+        with torch.no_grad(): self.head[-1].bias.copy_(log_prior)
+
 # %% ../nbs/03_probes.ipynb #3b570d12
 class DepthDecoder(nn.Module):
     """Cross-attention depth decoder: a query per output pixel (Fourier features of its centre, at size x size) attends to
     its frame's tokens (learned spatial positions, learned locality bias per head), then an MLP predicts log-depth, so depth
-    = exp(.) is positive, metric and at full resolution. Forward: log-depth (B, f, size, size), or (B, f, k) at the
+    = exp(.) is positive, metric and at full resolution; the MLP's output is added to `prior`, a fixed per-pixel log-depth
+    map (zero until `start_at` sets it to the training maps' mean). Forward: log-depth (B, f, size, size), or (B, f, k) at the
     flat pixel indices `pixels` (k,) only (pixels never interact, so those values equal the full map's)."""
     def __init__(self, dim: int, size: int, width: int = 64, heads: int = 4, bands: int = 6, max_size: int = 32,
                  mlp_ratio: float = 2.0):
@@ -306,6 +316,7 @@ class DepthDecoder(nn.Module):
         self.query_proj = nn.Linear(self.pixel_features.shape[-1], width)
         self.attend = CrossAttentionBlock(width, heads, mlp_ratio, locality=True)
         self.norm, self.head = nn.LayerNorm(width), _mlp(width, 1, 1.0)
+        self.register_buffer('prior', torch.zeros(size * size))                   # flat (size²,) log-depth, not trained
 
     def forward(self, features, pixels=None):  # features (B, f, h, w, dim), pixels (k,) flat indices or None
         B, f, h, w, _ = features.shape
@@ -314,8 +325,17 @@ class DepthDecoder(nn.Module):
         queries = self.query_proj(pixel_features)[None]                           # (1, size² or k, W): shared by every frame
         cells = torch.tensor([w, h], device=features.device, dtype=features.dtype)
         out = self.head(self.norm(self.attend(queries, tokens, query_xy=pixel_xy * cells, token_xy=cell_centres(h, w, features.device))))
-        if pixels is not None: return rearrange(out, '(b f) k 1 -> b f k', b=B)
-        return rearrange(out, '(b f) (y x) 1 -> b f y x', b=B, y=self.size)
+        out = out[..., 0] + (self.prior if pixels is None else self.prior[pixels])
+        if pixels is not None: return rearrange(out, '(b f) k -> b f k', b=B)
+        return rearrange(out, '(b f) (y x) -> b f y x', b=B, y=self.size)
+
+    def start_at(self, log_depth: torch.Tensor):
+        """`prior` set to `log_depth` (size, size), the training maps' mean log-depth per pixel, and the output layer zeroed:
+        the untrained decoder predicts that map's exp (the geometric mean map), and training learns the residual."""
+        if tuple(log_depth.shape) != (self.size, self.size):
+            raise ValueError(f"log_depth must be a ({self.size}, {self.size}) map; got shape {tuple(log_depth.shape)}")
+        with torch.no_grad(): self.prior.copy_(log_depth.flatten())
+        nn.init.zeros_(self.head[-1].weight); nn.init.zeros_(self.head[-1].bias)
 
 # %% ../nbs/03_probes.ipynb #b9602713
 class PoseRegressor(nn.Module):
@@ -333,6 +353,10 @@ class PoseRegressor(nn.Module):
         B, f = features.shape[:2]
         tokens = rearrange(self.embed(features), 'b f h w c -> b (f h w) c')
         return self.identity + self.head(self.norm(self.pool(self.queries[None, :f], tokens)))   # (B, f, 9)
+
+    def start_at(self):
+        "Output layer set so that the untrained regressor predicts the identity: the camera never moves."
+        nn.init.zeros_(self.head[-1].weight); nn.init.zeros_(self.head[-1].bias)
 
 def pose_matrices(outputs: torch.Tensor) -> torch.Tensor:
     "(..., 9) [6D rotation | translation] -> (..., 4, 4) poses."
@@ -402,6 +426,11 @@ class TrackReadout(nn.Module):
         to_pixels = lambda s: rearrange(self.from_state(s), '(b f) p k -> b p f k', b=B)
         return {'estimates': [to_pixels(s) for s in states],
                 'visible_logits': rearrange(self.visibility(self.norm(out)), '(b f) p 1 -> b p f', b=B)}
+
+    def start_at(self, visible_rate: float):
+        """Visibility output set so that the untrained readout predicts `visible_rate` everywhere. Positions keep their start
+        at the attention's soft-argmax: starting them at the query (no motion) measured worse (see the prose)."""
+        nn.init.zeros_(self.visibility.weight); nn.init.constant_(self.visibility.bias, _logit(visible_rate))
 
 # %% ../nbs/03_probes.ipynb #06ed9c7f
 TASKS = {
@@ -474,6 +503,24 @@ def build_probe(task: str, dim: int, frames: int, size: int | None = None, class
     if kind == 'pose': return PoseRegressor(dim, frames, **kwargs)
     return TrackReadout(dim, size, frames, box=kind == 'box', **kwargs)
 
+def start_at_prior(probe: nn.Module, task: str, train_targets: dict) -> nn.Module:
+    """Set `probe`'s output layer (zero weights, bias from `train_targets`) so that before training it predicts what needs
+    no features: the classes' training frequencies, each pixel's mean log-depth, the identity pose, the training visibility rate
+    of tracks (`TrackReadout.start_at`: its positions start at the attention's soft-argmax). Classifiers, the depth
+    decoder and the pose regressor then start at (about) their task's trivial score and learn from there."""
+    kind = task_spec(task)['probe']
+    if kind == 'classify':
+        labels = train_targets['label']
+        classes = probe.head[-1].out_features
+        if len(labels) == 0 or labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(f"train_targets['label'] must hold labels in 0..{classes - 1} for task {task!r}")
+        counts = torch.bincount(labels, minlength=classes).float()
+        probe.start_at(((counts + 1) / (counts.sum() + classes)).log())                 # add-one smoothed: no class impossible
+    elif kind == 'depth': probe.start_at(train_targets['depth'].clamp_min(1e-6).log().mean((0, 1)))
+    elif kind == 'pose': probe.start_at()
+    else: probe.start_at(train_targets['visible'].float().mean())
+    return probe
+
 def _run_probe(kind: str, probe: nn.Module, features, targets: dict):
     if kind in ('track', 'box'): return probe(features, targets['query'])
     if kind == 'depth' and 'pixels' in targets: return probe(features, targets['pixels'])
@@ -528,10 +575,11 @@ def cosine_factor(step: int, total: int, warmup: int) -> float:
 
 class ProbeGrid:
     """One probe per learning rate, all initialised alike from `seed`, all updated on every batch (DINOv2's linear eval:
-    a grid of heads in one pass over frozen features). AdamW with one parameter group per head and a cosine schedule."""
+    a grid of heads in one pass over frozen features). AdamW with one parameter group per head and a cosine schedule.
+    With `train_targets`, every head starts at the no-feature prediction (`start_at_prior`)."""
     def __init__(self, task: str, dim: int, frames: int, lrs, seed: int, total_steps: int, size=None, classes=None,
                  weight_decay: float = 0.01, warmup_fraction: float = 0.1, probe_kwargs: dict | None = None, device='cpu',
-                 depth_pixels: int | None = 256, track_points: int | None = None):
+                 depth_pixels: int | None = 256, track_points: int | None = None, train_targets: dict | None = None):
         for name, value in (('depth_pixels', depth_pixels), ('track_points', track_points)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{name}={value!r} must be a positive integer or None (all)")
@@ -542,6 +590,7 @@ class ProbeGrid:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             first = build_probe(task, dim, frames, size, classes, **(probe_kwargs or {}))
+        if train_targets is not None: start_at_prior(first, task, train_targets)
         self.device = torch.device(device)
         self.probes = [first.to(self.device)] + [copy.deepcopy(first).to(self.device) for _ in self.lrs[1:]]
         groups = []
@@ -623,7 +672,7 @@ def train_probe(task: str, train_feats, train_targets, val_feats, val_targets, t
     for seed in seeds:
         grid = ProbeGrid(task, train_feats.shape[-1], train_feats.shape[1], lrs, seed, epochs * steps_per_epoch,
                          train_targets.get('size'), classes, weight_decay, warmup_fraction, probe_kwargs, device, depth_pixels,
-                         track_points)
+                         track_points, train_targets)
         order_generator = torch.Generator().manual_seed(int(seed))
         for _ in range(epochs):
             order = torch.randperm(n_train, generator=order_generator)
