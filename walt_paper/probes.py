@@ -201,6 +201,7 @@ def cached_features(model, latents: torch.Tensor, noise: float, blocks, seed: in
 
 # %% ../nbs/03_probes.ipynb #b970cddb
 def _logit(p: float, eps: float = 1e-3) -> float:
+    if not 0 <= float(p) <= 1: raise ValueError(f"a rate must lie in [0, 1]; got {float(p)}")
     p = min(max(float(p), eps), 1 - eps)
     return math.log(p / (1 - p))
 
@@ -429,7 +430,7 @@ class TrackReadout(nn.Module):
 
     def start_at(self, visible_rate: float):
         """Visibility output set so that the untrained readout predicts `visible_rate` everywhere. Positions keep their start
-        at the attention's soft-argmax: starting them at the query (no motion) measured worse (see the prose)."""
+        at the attention's soft-argmax (starting them at the query was tried; see the prose)."""
         nn.init.zeros_(self.visibility.weight); nn.init.constant_(self.visibility.bias, _logit(visible_rate))
 
 # %% ../nbs/03_probes.ipynb #06ed9c7f
@@ -505,20 +506,23 @@ def build_probe(task: str, dim: int, frames: int, size: int | None = None, class
 
 def start_at_prior(probe: nn.Module, task: str, train_targets: dict) -> nn.Module:
     """Set `probe`'s output layer (zero weights, bias from `train_targets`) so that before training it predicts what needs
-    no features: the classes' training frequencies, each pixel's mean log-depth, the identity pose, the training visibility rate
+    no features: the classes' training frequencies, each pixel's mean log-depth over clips and frames, the identity pose, the training visibility rate
     of tracks (`TrackReadout.start_at`: its positions start at the attention's soft-argmax). Classifiers, the depth
-    decoder and the pose regressor then start at (about) their task's trivial score and learn from there."""
+    decoder and the pose regressor then start near their task's trivial score and learn from there."""
     kind = task_spec(task)['probe']
     if kind == 'classify':
         labels = train_targets['label']
         classes = probe.head[-1].out_features
-        if len(labels) == 0 or labels.min() < 0 or labels.max() >= classes:
-            raise ValueError(f"train_targets['label'] must hold labels in 0..{classes - 1} for task {task!r}")
+        if labels.dtype not in (torch.int64, torch.int32) or len(labels) == 0 or labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(f"train_targets['label'] must hold integer labels in 0..{classes - 1} for task {task!r}; "
+                             f"got {labels.dtype} {labels.tolist()[:8]}...")
         counts = torch.bincount(labels, minlength=classes).float()
         probe.start_at(((counts + 1) / (counts.sum() + classes)).log())                 # add-one smoothed: no class impossible
     elif kind == 'depth': probe.start_at(train_targets['depth'].clamp_min(1e-6).log().mean((0, 1)))
     elif kind == 'pose': probe.start_at()
-    else: probe.start_at(train_targets['visible'].float().mean())
+    else:
+        if not train_targets['visible'].numel(): raise ValueError(f"train_targets['visible'] is empty: no visibility rate to start task {task!r} at")
+        probe.start_at(train_targets['visible'].float().mean())
     return probe
 
 def _run_probe(kind: str, probe: nn.Module, features, targets: dict):
