@@ -205,6 +205,11 @@ def _logit(p: float, eps: float = 1e-3) -> float:
     p = min(max(float(p), eps), 1 - eps)
     return math.log(p / (1 - p))
 
+def _start_output(layer: nn.Linear, bias=0.0) -> None:
+    "Zero `layer`'s weights and set its bias (a number or a tensor of its outputs): its output is then `bias` whatever comes in."
+    nn.init.zeros_(layer.weight)
+    with torch.no_grad(): layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype).expand_as(layer.bias))
+
 def _mlp(width: int, out: int, ratio: float = 4.0) -> nn.Sequential:
     return nn.Sequential(nn.Linear(width, int(width * ratio)), nn.GELU(), nn.Linear(int(width * ratio), out))
 
@@ -296,8 +301,7 @@ class AttentiveClassifier(nn.Module):
 
     def start_at(self, log_prior: torch.Tensor):
         "Output layer set so that the untrained probe predicts the classes' training frequencies (log-probabilities (classes,))."
-        nn.init.zeros_(self.head[-1].weight)
-        with torch.no_grad(): self.head[-1].bias.copy_(log_prior)
+        _start_output(self.head[-1], log_prior)
 
 # %% ../nbs/03_probes.ipynb #3b570d12
 class DepthDecoder(nn.Module):
@@ -336,7 +340,7 @@ class DepthDecoder(nn.Module):
         if tuple(log_depth.shape) != (self.size, self.size):
             raise ValueError(f"log_depth must be a ({self.size}, {self.size}) map; got shape {tuple(log_depth.shape)}")
         with torch.no_grad(): self.prior.copy_(log_depth.flatten())
-        nn.init.zeros_(self.head[-1].weight); nn.init.zeros_(self.head[-1].bias)
+        _start_output(self.head[-1])
 
 # %% ../nbs/03_probes.ipynb #b9602713
 class PoseRegressor(nn.Module):
@@ -357,7 +361,7 @@ class PoseRegressor(nn.Module):
 
     def start_at(self):
         "Output layer set so that the untrained regressor predicts the identity: the camera never moves."
-        nn.init.zeros_(self.head[-1].weight); nn.init.zeros_(self.head[-1].bias)
+        _start_output(self.head[-1])
 
 def pose_matrices(outputs: torch.Tensor) -> torch.Tensor:
     "(..., 9) [6D rotation | translation] -> (..., 4, 4) poses."
@@ -431,7 +435,7 @@ class TrackReadout(nn.Module):
     def start_at(self, visible_rate: float):
         """Visibility output set so that the untrained readout predicts `visible_rate` everywhere. Positions keep their start
         at the attention's soft-argmax (starting them at the query was tried; see the prose)."""
-        nn.init.zeros_(self.visibility.weight); nn.init.constant_(self.visibility.bias, _logit(visible_rate))
+        _start_output(self.visibility, _logit(visible_rate))
 
 # %% ../nbs/03_probes.ipynb #06ed9c7f
 TASKS = {
