@@ -19,7 +19,7 @@ def scripts(preset):
     return [('Denoiser and autoencoder training step against fp32 matmul', ['bench_train.py']),
             ('Where the denoiser step spends its time (torch.profiler)', ['bench_profile.py', '--preset', preset]),
             ('Denoiser against diffusers Latte (same width, depth, heads, tokens, loss)', ['bench_peers.py', '--preset', preset]),
-            ('Probe training step per task against fp32 matmul (the study\'s largest cost)', ['bench_probes.py', '--preset', preset]),
+            ('Probe training step per task against fp32 matmul, and full-resolution depth evaluation (the study\'s largest costs)', ['bench_probes.py', '--preset', preset]),
             ('Feature extraction, autoencoder, data', ['bench_pipeline.py', '--preset', preset]),
             ('World rendering', ['bench_data.py'])]
 
