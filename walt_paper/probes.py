@@ -310,7 +310,7 @@ class DepthDecoder(nn.Module):
     = exp(.) is positive, metric and at full resolution; the MLP's output is added to `prior`, a fixed per-pixel log-depth
     map (zero until `start_at` sets it to the training maps' mean). Forward: log-depth (B, f, size, size), or (B, f, k) at the
     flat pixel indices `pixels` (k,) only (pixels never interact, so those values equal the full map's). Frames are decoded
-    a few at a time, `chunk` queries per pass (see above)."""
+    a few at a time: `chunk` queries per pass, and at least one frame (see above)."""
     def __init__(self, dim: int, size: int, width: int = 64, heads: int = 4, bands: int = 6, max_size: int = 32,
                  mlp_ratio: float = 2.0):
         super().__init__()
@@ -326,13 +326,13 @@ class DepthDecoder(nn.Module):
 
     def forward(self, features, pixels=None, chunk: int = 16384):  # features (B, f, h, w, dim), pixels (k,) flat indices or None
         B, f, h, w, _ = features.shape
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1: raise ValueError(f"chunk={chunk!r} must be a positive integer")
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1: raise ValueError(f"chunk={chunk!r} must be a positive integer")
         tokens = rearrange(self.embed(features), 'b f h w c -> (b f) (h w) c')
         pixel_features, pixel_xy = (self.pixel_features, self.pixel_xy) if pixels is None else (self.pixel_features[pixels], self.pixel_xy[pixels])
         queries = self.query_proj(pixel_features)[None]                           # (1, size² or k, W): shared by every frame
         cells = torch.tensor([w, h], device=features.device, dtype=features.dtype)
         query_xy, token_xy = pixel_xy * cells, cell_centres(h, w, features.device)
-        rows = max(1, chunk // queries.shape[1])                                  # frames decoded per pass
+        rows = max(1, int(chunk) // queries.shape[1])                                  # frames decoded per pass
         out = torch.cat([self.head(self.norm(self.attend(queries, tokens[i:i + rows], query_xy=query_xy, token_xy=token_xy)))
                          for i in range(0, len(tokens), rows)])
         out = out[..., 0] + (self.prior if pixels is None else self.prior[pixels])

@@ -10,7 +10,7 @@ Run:  .venv/bin/python tests/benchmarks/bench_probes.py [--preset paper] [--step
 Features and targets are random of the preset's shapes: a probe step's cost does not depend on their values.
 Run it on an otherwise idle machine.
 """
-import argparse, math, statistics, time
+import argparse, inspect, math, statistics, time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -19,7 +19,7 @@ from bench_train import matmul_gflops
 from walt_paper.data import PRESETS
 from walt_paper.model import WALT_SIZES
 from walt_paper.pipeline import STUDY
-from walt_paper.probes import ProbeGrid, build_probe, task_spec
+from walt_paper.probes import ProbeGrid, build_probe, task_spec, train_probe
 from walt_paper.study import PROBE_SETTINGS
 
 TASKS = ('category', 'depth', 'camera_pose', 'point_tracking', 'box_tracking')
@@ -62,7 +62,7 @@ def main():
         print(f"{task:16s} {flops / 1e9:10.2f} {seconds:8.3f} {flops / seconds / 1e9:8.1f} {flops / seconds / 1e9 / peak:8.0%} {probe:20.0f}")
     # evaluation: the depth decoder scores every pixel of every frame (training samples `depth_pixels` of them), the
     # largest evaluation cost of the study; `DepthDecoder.forward` decodes `chunk` queries per pass
-    evaluate = 64   # clips per evaluation batch (`train_probe`'s eval_batch_size)
+    evaluate = inspect.signature(train_probe).parameters['eval_batch_size'].default   # clips per evaluation batch
     decoder = build_probe('depth', dim, frames, world['size'], **recipe['probe_kwargs']).eval()
     clips = torch.randn(evaluate, frames, grid_side, grid_side, dim)
     with torch.no_grad():
@@ -70,10 +70,13 @@ def main():
         for name, chunk in (('a few frames per pass (default)', None), ('all frames in one pass', 10 ** 12)):
             kwargs = {} if chunk is None else dict(chunk=chunk)
             decoder(clips[:2], **kwargs)
-            start = time.perf_counter(); maps = decoder(clips, **kwargs); timed[name] = (time.perf_counter() - start, maps)
+            times = []
+            for _ in range(3):
+                start = time.perf_counter(); maps = decoder(clips, **kwargs); times.append(time.perf_counter() - start)
+            timed[name] = (statistics.median(times), maps)
     (fast, maps_fast), (slow, maps_slow) = timed.values()
     per_probe = len(recipe['seeds']) * (len(recipe['lrs']) * world['n_val'] + world['n_test']) / evaluate
-    print(f"depth evaluation at {world['size']}^2, {evaluate} clips x {frames} frames: " +
+    print(f"depth evaluation at {world['size']}^2, {evaluate} clips x {frames} frames (median of 3): " +
           ", ".join(f"{name} {seconds:.2f} s" for name, (seconds, _) in timed.items()) +
           f" ({slow / fast:.1f}x; maps equal within {(maps_fast - maps_slow).abs().max():.1e}); one probe's evaluations "
           f"(val for each lr, test once, per seed): {per_probe * fast:.0f} s (one pass: {per_probe * slow:.0f} s)")
