@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange, repeat
-from .data import data_dir, content_key, source_hash, atomic_save_npz, load_npz
+from .data import data_dir, content_key, source_hash, atomic_save_npz, load_npz, check_count
 from .diffusion import q_sample
 from . import metrics as probe_metrics
 
@@ -326,13 +326,12 @@ class DepthDecoder(nn.Module):
 
     def forward(self, features, pixels=None, chunk: int = 16384):  # features (B, f, h, w, dim), pixels (k,) flat indices or None
         B, f, h, w, _ = features.shape
-        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1: raise ValueError(f"chunk={chunk!r} must be a positive integer")
         tokens = rearrange(self.embed(features), 'b f h w c -> (b f) (h w) c')
         pixel_features, pixel_xy = (self.pixel_features, self.pixel_xy) if pixels is None else (self.pixel_features[pixels], self.pixel_xy[pixels])
         queries = self.query_proj(pixel_features)[None]                           # (1, size² or k, W): shared by every frame
         cells = torch.tensor([w, h], device=features.device, dtype=features.dtype)
         query_xy, token_xy = pixel_xy * cells, cell_centres(h, w, features.device)
-        rows = max(1, int(chunk) // queries.shape[1])                                  # frames decoded per pass
+        rows = max(1, check_count(chunk, 'chunk') // queries.shape[1])           # frames decoded per pass
         out = torch.cat([self.head(self.norm(self.attend(queries, tokens[i:i + rows], query_xy=query_xy, token_xy=token_xy)))
                          for i in range(0, len(tokens), rows)])
         out = out[..., 0] + (self.prior if pixels is None else self.prior[pixels])
