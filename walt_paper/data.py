@@ -4,17 +4,18 @@
 
 # %% ../nbs/00_data.ipynb #ec6c30d9
 from __future__ import annotations
-import hashlib, inspect, json, os, tempfile
+import collections, hashlib, inspect, json, os, tempfile, weakref
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
 __all__ = ['PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'SPLITS', 'repo_root', 'data_dir', 'figures_dir',
-           'atomic_write_bytes', 'atomic_save_npz', 'load_npz', 'content_key', 'source_hash', 'cached_arrays',
-           'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'Textures', 'Surface',
-           'intrinsics', 'rotation', 'axis_rotation', 'project', 'texel_index', 'cast', 'sample_scene', 'render_scene',
-           'world_textures', 'render_clip', 'render_world', 'world_split', 'plot_world']
+           'atomic_write_bytes', 'atomic_save_npz', 'npz_memo_bytes', 'load_npz', 'writable', 'array_digest',
+           'file_digest', 'content_key', 'source_hash', 'cached_arrays', 'preset_name', 'get_preset', 'check_frames',
+           'check_size', 'check_count', 'Textures', 'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project',
+           'texel_index', 'cast', 'sample_scene', 'render_scene', 'world_textures', 'render_clip', 'render_world',
+           'world_split', 'plot_world']
 
 # %% ../nbs/00_data.ipynb #b34bc61a
 def repo_root() -> Path:
@@ -60,19 +61,83 @@ def atomic_save_npz(path, **arrays) -> Path:
     buf = io.BytesIO(); np.savez(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
 
-def load_npz(path) -> dict:
-    "Load every array of an `.npz` into memory; a damaged file raises a `ValueError` naming it."
+_NPZ_MEMO = collections.OrderedDict()   # real path -> (file signature, {name: read-only array}), least recently used first
+_MEMO_DIGESTS = {}                       # id(array) -> (weak reference, sha256 hex) for the memo's arrays
+
+def npz_memo_bytes() -> int:
+    "The most bytes `load_npz(memo=True)` keeps in this process: `WALT_NPZ_MEMO_MB` megabytes (default 4096; 0 keeps nothing)."
+    value = os.environ.get('WALT_NPZ_MEMO_MB', '4096')
+    if not value.isdigit(): raise ValueError(f"WALT_NPZ_MEMO_MB={value!r} must be a whole number of megabytes (0 keeps nothing)")
+    return int(value) * 2 ** 20
+
+def _file_signature(path):
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+def _remember_digest(a: np.ndarray, digest: str) -> None:
+    key = id(a)
+    def forget(ref, key=key):
+        if _MEMO_DIGESTS.get(key, (None,))[0] is ref: del _MEMO_DIGESTS[key]
+    _MEMO_DIGESTS[key] = (weakref.ref(a, forget), digest)
+
+def load_npz(path, memo: bool = False) -> dict:
+    """Load every array of an `.npz` into memory; a damaged file raises a `ValueError` naming it.
+    With `memo`, the arrays stay in this process (up to `npz_memo_bytes()` in all, the least recently used dropped first)
+    and loading the same unchanged file again returns them without reading it; a file replaced or rewritten since is
+    read anew. Memo arrays are read-only, so a caller that changes one in place fails loudly instead of changing what
+    the next caller gets; `content_key` hashes each of them once."""
+    path = Path(path)
+    if memo:
+        limit, real = npz_memo_bytes(), os.path.realpath(path)
+        try: signature = _file_signature(real)
+        except OSError: signature = None
+        hit = _NPZ_MEMO.get(real)
+        if hit is not None and signature is not None and hit[0] == signature:
+            _NPZ_MEMO.move_to_end(real)
+            return dict(hit[1])
     try:
-        with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+        with np.load(path, allow_pickle=False) as z: arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e}); delete it to rebuild") from e
+    if not memo or signature is None: return arrays
+    _NPZ_MEMO.pop(real, None)
+    if sum(a.nbytes for a in arrays.values()) > limit: return arrays
+    for a in arrays.values(): a.flags.writeable = False
+    _NPZ_MEMO[real] = (signature, arrays)
+    while sum(a.nbytes for _, entry in _NPZ_MEMO.values() for a in entry.values()) > limit: _NPZ_MEMO.popitem(last=False)
+    return dict(arrays)
+
+def writable(a) -> np.ndarray:
+    "`a` as a numpy array that torch may wrap without a copy: a read-only one (e.g. `load_npz(memo=True)`'s) is copied first."
+    a = np.asarray(a)
+    return a if a.flags.writeable else a.copy()
 
 # %% ../nbs/00_data.ipynb #63d7de68
+def array_digest(a: np.ndarray) -> str:
+    "sha256 hex digest of an array's bytes in C order (hashed in place, not copied); a `load_npz(memo=True)` array is hashed once."
+    hit = _MEMO_DIGESTS.get(id(a))
+    if hit is not None and hit[0]() is a and not a.flags.writeable: return hit[1]
+    digest = hashlib.sha256(np.ascontiguousarray(a)).hexdigest()
+    if any(a is b for _, arrays in _NPZ_MEMO.values() for b in arrays.values()): _remember_digest(a, digest)
+    return digest
+
+_FILE_DIGESTS = {}                        # real path -> (file signature, sha256 hex)
+
+def file_digest(path) -> str:
+    "sha256 hex digest of a file's bytes; remembered in this process while the file is unchanged (same inode, size and mtime)."
+    real = os.path.realpath(path)
+    signature = _file_signature(real)
+    hit = _FILE_DIGESTS.get(real)
+    if hit is not None and hit[0] == signature: return hit[1]
+    digest = hashlib.sha256(Path(real).read_bytes()).hexdigest()
+    if _file_signature(real) == signature: _FILE_DIGESTS[real] = (signature, digest)   # not remembered if it changed meanwhile
+    return digest
+
 def content_key(*parts, length: int = 16) -> str:
     "A stable hex digest of JSON-serialisable parts (dict keys sorted; numpy scalars and paths allowed)."
     def default(o):
         if isinstance(o, np.generic): return o.item()
-        if isinstance(o, np.ndarray): return hashlib.sha256(np.ascontiguousarray(o).tobytes()).hexdigest()
+        if isinstance(o, np.ndarray): return array_digest(o)
         if isinstance(o, Path): return str(o)
         if hasattr(o, '__dataclass_fields__'): return asdict(o)
         raise TypeError(f"content_key cannot hash {type(o).__name__}")
@@ -83,11 +148,12 @@ def source_hash(*objs) -> str:
     "Hash of the source code of functions/classes/modules, so a cache follows the code that fills it."
     return content_key(*[inspect.getsource(o) for o in objs])
 
-def cached_arrays(name: str, key: str, build, folder: str = 'cache') -> dict:
-    "Return the arrays cached as `data/<folder>/<name>-<key>.npz`, building and saving them atomically on a miss."
+def cached_arrays(name: str, key: str, build, folder: str = 'cache', memo: bool = False) -> dict:
+    """Return the arrays cached as `data/<folder>/<name>-<key>.npz`, building and saving them atomically on a miss;
+    `memo`: kept in this process once read (read-only, see `load_npz`)."""
     path = data_dir(folder)/f'{name}-{key}.npz'
     if path.exists():
-        try: return load_npz(path)
+        try: return load_npz(path, memo)
         except ValueError: path.unlink(missing_ok=True)  # damaged entry: rebuild it
     arrays = build()
     atomic_save_npz(path, **arrays)
@@ -351,7 +417,7 @@ def render_world(n: int, seed: int = 0, frames: int = 17, size: int = 64, object
     if textures is not None or not cache: return build()
     from walt_paper import sources
     key = content_key('world', n, int(seed), frames, size, objects, points, sources.source_fingerprint(), _render_code_hash())
-    return cached_arrays(f'world-n{n}-s{seed}-f{frames}-{size}px', key, build)
+    return cached_arrays(f'world-n{n}-s{seed}-f{frames}-{size}px', key, build, memo=True)   # read-only, kept in this process
 
 import functools
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .data import atomic_write_bytes, content_key, data_dir, get_preset, world_split
+from .data import atomic_write_bytes, content_key, data_dir, get_preset, world_split, writable
 
 # %% auto #0
 __all__ = ['LABELS', 'FEATURE_NET', 'gaussian_stats', 'frechet_distance', 'FeatureNet', 'video_features', 'feature_net']
@@ -55,7 +55,7 @@ class FeatureNet(nn.Module):
 
 def _video(clips) -> torch.Tensor:
     "uint8 (n, F, H, W, 3) -> float (n, 3, F, H, W) in [-1, 1]."
-    x = torch.as_tensor(np.asarray(clips))
+    x = torch.from_numpy(writable(clips))
     if x.ndim != 5 or x.shape[-1] != 3 or x.dtype != torch.uint8:
         raise ValueError(f"clips must be uint8 (n, F, H, W, 3); got {x.dtype} of shape {tuple(x.shape)}")
     return x.permute(0, 4, 1, 2, 3).float() / 127.5 - 1
@@ -90,7 +90,7 @@ def feature_net(preset: str | None = None, progress: bool = False) -> tuple[Feat
         torch.manual_seed(0); net = FeatureNet(settings['width'])
         opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.01)
         g, n, batch = torch.Generator().manual_seed(0), len(train['video']), 16
-        labels = {k: torch.as_tensor(train[k]).long() for k in LABELS}
+        labels = {k: torch.from_numpy(writable(train[k])).long() for k in LABELS}
         step = 0
         for epoch in range(settings['epochs']):
             order = torch.randperm(n, generator=g)

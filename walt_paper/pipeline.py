@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_pipeline.ipynb #926de066
 from __future__ import annotations
-import hashlib, math, os, time
+import math, os, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
@@ -12,17 +12,17 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from .data import (SPLITS, content_key, data_dir, figures_dir, get_preset, load_npz, atomic_save_npz,
-                             world_split, check_count, source_hash)
+                             world_split, check_count, source_hash, writable, file_digest)
 from .model import OBJECTIVES, WALT, WALTConfig, Autoencoder, AutoencoderConfig, build_autoencoder, build_walt
 from .diffusion import diffusion_loss, ddim_sample
 from .train import TrainConfig, fit, latest_checkpoint, load_checkpoint, step_generators, unwrap
 
 # %% auto #0
 __all__ = ['STUDY', 'KL_WEIGHT', 'IMAGE_FRACTION', 'LATENT_FRAMES', 'study_config', 'run_dir', 'to_video_tensor', 'ae_crops',
-           'autoencoder_loss', 'world_key', 'train_autoencoder', 'load_autoencoder', 'reconstruction_quality',
-           'encode_clips', 'encoded_split', 'latents', 'walt_batch', 'is_image_step', 'walt_loss', 'walt_run',
-           'train_walt', 'load_walt', 'generate', 'plot_samples', 'read_losses', 'plot_losses', 'train_models',
-           'save_training_figures']
+           'autoencoder_loss', 'world_key', 'train_autoencoder', 'load_autoencoder', 'autoencoder_key',
+           'reconstruction_quality', 'encode_clips', 'encoded_split', 'latents', 'walt_batch', 'is_image_step',
+           'walt_loss', 'walt_run', 'train_walt', 'load_walt', 'generate', 'plot_samples', 'read_losses', 'plot_losses',
+           'train_models', 'save_training_figures']
 
 # %% ../nbs/02b_pipeline.ipynb #1c1028e7
 STUDY = {
@@ -51,7 +51,7 @@ def run_dir(preset: str, *parts: str) -> Path:
 # %% ../nbs/02b_pipeline.ipynb #f72e7421
 def to_video_tensor(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
     "uint8 clips (B, F, H, W, 3) -> float video (B, 3, F, H, W) in [-1, 1]."
-    x = torch.as_tensor(clips)
+    x = clips if isinstance(clips, torch.Tensor) else torch.from_numpy(writable(clips))
     if x.ndim != 5 or x.shape[-1] != 3: raise ValueError(f"clips must be uint8 (B, F, H, W, 3); got shape {tuple(x.shape)}")
     return rearrange(x.float() / 127.5 - 1, 'b f h w c -> b c f h w').contiguous()
 
@@ -103,22 +103,27 @@ def train_autoencoder(preset: str | None = None, out=None, resume: bool = True, 
            'data': world_key(world), 'crop': cfg['ae_crop'], 'frames': cfg['ae_frames'], 'kl_weight': KL_WEIGHT}
     train = TrainConfig(steps=cfg['ae_steps'], batch_size=cfg['ae_batch'], lr=cfg['ae_lr'], warmup=cfg['warmup'],
                         ckpt_every=cfg['ckpt_every'], ema_decay=0.99)
-    return fit(ae, torch.from_numpy(world['video']), autoencoder_loss(cfg['ae_crop'], cfg['ae_frames']), train,
+    return fit(ae, torch.from_numpy(writable(world['video'])), autoencoder_loss(cfg['ae_crop'], cfg['ae_frames']), train,
                out or run_dir(preset, 'autoencoder'), run, resume=resume, progress=progress)
 
-def _load(folder, what: str, step: int | None = None):
-    "The latest checkpoint in `folder` (or the one of `step`), with a clear error when there is none."
+def _checkpoint_path(folder, what: str, step: int | None = None) -> Path:
+    "The latest checkpoint folder in `folder` (or the one of `step`), with a clear error when there is none."
     if step is not None:
         path = Path(folder)/'checkpoints'/f'step-{int(step):08d}'
         if not path.is_dir():
             kept = sorted(int(p.name.split('-')[1]) for p in (Path(folder)/'checkpoints').glob('step-*'))
             raise FileNotFoundError(f"no {what} checkpoint of step {step} in {folder}; kept steps: {kept}")
-        return path, load_checkpoint(path)
+        return path
     latest = latest_checkpoint(Path(folder)/'checkpoints')
     if latest is None:
         command = 'walt-paper autoencoder' if what == 'autoencoder' else f"walt-paper train --objective {what.split('-')[0]}"
         raise FileNotFoundError(f"no {what} checkpoint in {folder}; train it first ({command} --preset <preset> [--out {folder}], or walt-paper models)")
-    return latest, load_checkpoint(latest)
+    return latest
+
+def _load(folder, what: str, step: int | None = None):
+    "The checkpoint `_checkpoint_path` finds, read whole (`load_checkpoint`), so a damaged file in it is refused by name."
+    path = _checkpoint_path(folder, what, step)
+    return path, load_checkpoint(path)
 
 def _run_of(path, ck: dict, command: str) -> dict:
     "The run description a checkpoint's state.json holds (what was trained, with its 'model' config); raises naming what lacks."
@@ -143,7 +148,14 @@ def load_autoencoder(preset: str | None = None, folder=None, device=None) -> tup
     run = _run_of(path, ck, 'walt-paper autoencoder')
     if run.get('name') != 'autoencoder': raise ValueError(f"{path} is a checkpoint of {run.get('name')!r}, not of the autoencoder")
     ae = _build_from(path, run, Autoencoder, AutoencoderConfig, ck['ema'], 'autoencoder')
-    return ae.to(_device(device)).eval(), content_key(hashlib.sha256((path/'ema.safetensors').read_bytes()).hexdigest())
+    return ae.to(_device(device)).eval(), _weights_key(path)
+
+def _weights_key(path) -> str:
+    return content_key(file_digest(Path(path)/'ema.safetensors'))
+
+def autoencoder_key(preset: str | None = None, folder=None) -> str:
+    "`load_autoencoder`'s checkpoint key without building the model: the content key of its EMA weights' file."
+    return _weights_key(_checkpoint_path(folder or run_dir(get_preset(preset)['preset'], 'autoencoder'), 'autoencoder'))
 
 # %% ../nbs/02b_pipeline.ipynb #228c5552
 @torch.no_grad()
@@ -180,12 +192,12 @@ def encode_clips(ae: Autoencoder, clips: np.ndarray, batch_size: int = 16, image
 def encoded_split(split: str, preset: str | None = None, ae_folder=None) -> dict:
     "The raw (unnormalised) latents of a world split, cached by autoencoder checkpoint and pixels."
     preset = get_preset(preset)['preset']
-    ae, ae_key = load_autoencoder(preset, ae_folder)
     world = world_split(split, preset)
-    path = data_dir('latents')/f'{preset}-{split}-{content_key(ae_key, world_key(world), source_hash(encode_clips, to_video_tensor))}.npz'
+    path = data_dir('latents')/f'{preset}-{split}-{content_key(autoencoder_key(preset, ae_folder), world_key(world), source_hash(encode_clips, to_video_tensor))}.npz'
     if path.exists():
-        try: return load_npz(path)
+        try: return load_npz(path, memo=True)
         except ValueError: path.unlink(missing_ok=True)
+    ae, _ = load_autoencoder(preset, ae_folder)                    # only on a miss: a hit needs the key alone
     z = encode_clips(ae, world['video'])
     atomic_save_npz(path, **z)
     return z

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange, repeat
-from .data import data_dir, content_key, source_hash, atomic_save_npz, load_npz, check_count
+from .data import data_dir, content_key, source_hash, atomic_save_npz, load_npz, check_count, writable
 from .diffusion import q_sample
 from . import metrics as probe_metrics
 
@@ -488,7 +488,7 @@ def task_targets(task: str, world: dict, frames=None) -> dict:
     spec = task_spec(task)
     missing = [k for k in spec['targets'] if k not in world]
     if missing: raise ValueError(f"task {task!r} needs world keys {list(spec['targets'])}; missing {missing}")
-    kind, first = spec['probe'], torch.as_tensor(np.asarray(world[spec['targets'][0]]))
+    kind, first = spec['probe'], torch.from_numpy(writable(world[spec['targets'][0]]))
     if kind == 'classify': return {'label': first.long()}
     total = first.shape[2] if kind in ('track', 'box') else first.shape[1]                 # pixel frames in the clip
     frames = latent_pixel_frames(total) if frames is None else [int(i) for i in frames]
@@ -498,7 +498,7 @@ def task_targets(task: str, world: dict, frames=None) -> dict:
     if kind == 'pose': return {'pose': probe_metrics.relative_poses(first[:, frames].float())}
     if frames[0] != 0: raise ValueError(f"tracking queries sit at pixel frame 0, so frames must start at 0; got {frames}")
     if 'video' not in world: raise ValueError(f"task {task!r} needs world['video'] for the image size")
-    visible = torch.as_tensor(np.asarray(world[spec['targets'][1]]))
+    visible = torch.from_numpy(writable(world[spec['targets'][1]]))
     return {'positions': first[:, :, frames].float(), 'visible': visible[:, :, frames].bool(),
             'query': first[:, :, 0].float(), 'size': int(np.shape(world['video'])[2])}
 

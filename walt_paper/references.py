@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 from . import metrics as M
+from .data import writable
 
 # %% auto #0
 __all__ = ['RIDGE_STRENGTHS', 'mean_map', 'median_map', 'CellRidge', 'ridge_depth', 'PixelDepthCNN', 'train_pixel_cnn',
@@ -18,7 +19,7 @@ __all__ = ['RIDGE_STRENGTHS', 'mean_map', 'median_map', 'CellRidge', 'ridge_dept
 
 # %% ../nbs/03d_references.ipynb #8760d84f
 def _check_depth(depth, name: str) -> torch.Tensor:
-    d = torch.as_tensor(depth, dtype=torch.float32)
+    d = (depth if isinstance(depth, torch.Tensor) else torch.from_numpy(writable(depth))).float()
     if d.ndim != 4 or not len(d): raise ValueError(f"{name} must be depth maps (n >= 1, f, H, W); got shape {tuple(d.shape)}")
     if not (torch.isfinite(d) & (d > 0)).all(): raise ValueError(f"{name} must be finite and positive everywhere (metric depth)")
     return d
@@ -114,7 +115,7 @@ class PixelDepthCNN(nn.Module):
         return self.out(torch.cat([y, skip], 1))[:, 0]
 
 def _frames(video, depth=None):
-    v = torch.as_tensor(np.asarray(video))
+    v = torch.from_numpy(writable(video))
     if v.dtype != torch.uint8 or v.ndim != 5 or v.shape[-1] != 3:
         raise ValueError(f"video must be uint8 clips (n, f, H, W, 3); got {v.dtype} of shape {tuple(v.shape)}")
     x = rearrange(v, 'n f h w c -> (n f) c h w').float() / 127.5 - 1

@@ -1,10 +1,12 @@
 """Benchmark: the study's other costs, each beside its reference: feature extraction of every block
 against one forward pass; the autoencoder's encode throughput and training step in the default and
 the channels_last_3d memory format; real-video decoding with decord against PyAV on the same clip,
-and world rendering, against the clips per second the denoiser's training consumes.
+and world rendering, against the clips per second the denoiser's training consumes; what each probe call reads
+from the caches before it trains, read every time against kept in the process (`load_npz`'s memo).
 
 Run:  .venv/bin/python tests/benchmarks/bench_pipeline.py [--preset paper]
-Uses the preset's trained models when they exist (data/runs/<preset>), fresh ones otherwise.
+Timing uses freshly initialised models; the probe-input line needs the preset's world and trained models
+(`walt-paper data` and `walt-paper models`) and is skipped without them.
 Run it on an otherwise idle machine.
 """
 import argparse, os, platform, statistics, time
@@ -97,6 +99,29 @@ def main():
         rate = 1 / best_of(lambda: fn(video, index, size))
         print(f"decode {video.name} 17 frames stride 2 -> {size}^2 with {name}: {rate:.1f} clips/s = {rate / consumed:.1f}x what training consumes")
     print(f"decord and PyAV frames differ by {agree:.2f}/255 on average (the same clip)")
+
+    # each probe call (study.probe_rows) first reads its inputs from the caches on disk: the world's three splits (the
+    # targets, and the latents' cache key), the normalised latents of each split and the model (whose check reads the
+    # training latents); load_npz's memo keeps the arrays in the process, WALT_NPZ_MEMO_MB=0 reads them every time
+    from walt_paper import pipeline, study
+    from walt_paper.data import SPLITS, world_split
+    try: study.load_model('video', preset)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"probe inputs: skipped, no usable V-WALT at preset {preset} ({e})")
+        return
+    def inputs():
+        for split in SPLITS: world_split(split, preset); pipeline.latents(split, preset)
+        study.load_model('video', preset)
+    saved = os.environ.get('WALT_NPZ_MEMO_MB')
+    try:
+        os.environ['WALT_NPZ_MEMO_MB'] = '0'
+        reread = best_of(inputs)
+        os.environ.pop('WALT_NPZ_MEMO_MB')
+        kept = best_of(inputs)
+    finally:
+        if saved is not None: os.environ['WALT_NPZ_MEMO_MB'] = saved
+    print(f"probe inputs (3 world splits, their latents, V-WALT), best of 3: read every time {reread:.2f} s, "
+          f"kept in the process {kept:.2f} s ({reread / kept:.1f}x)")
 
 
 if __name__ == '__main__':
