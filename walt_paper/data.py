@@ -11,11 +11,11 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'SPLITS', 'repo_root', 'data_dir', 'figures_dir',
-           'atomic_write_bytes', 'atomic_save_npz', 'npz_memo_bytes', 'load_npz', 'writable', 'array_digest',
-           'file_digest', 'content_key', 'source_hash', 'cached_arrays', 'preset_name', 'get_preset', 'check_frames',
-           'check_size', 'check_count', 'Textures', 'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project',
-           'texel_index', 'cast', 'sample_scene', 'render_scene', 'world_textures', 'render_clip', 'render_world',
-           'world_split', 'plot_world']
+           'atomic_write_bytes', 'atomic_save_npz', 'DamagedFileError', 'npz_memo_bytes', 'load_npz',
+           'save_npz_remembered', 'writable', 'array_digest', 'file_digest', 'content_key', 'source_hash',
+           'cached_arrays', 'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'Textures',
+           'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project', 'texel_index', 'cast', 'sample_scene',
+           'render_scene', 'world_textures', 'render_clip', 'render_world', 'world_split', 'plot_world']
 
 # %% ../nbs/00_data.ipynb #b34bc61a
 def repo_root() -> Path:
@@ -64,10 +64,13 @@ def atomic_save_npz(path, **arrays) -> Path:
 _NPZ_MEMO = collections.OrderedDict()   # real path -> (file signature, {name: read-only array}), least recently used first
 _MEMO_DIGESTS = {}                       # id(array) -> (weak reference, sha256 hex) for the memo's arrays
 
+class DamagedFileError(ValueError):
+    "A cache file that cannot be read (truncated, overwritten, not an `.npz`): delete it to rebuild."
+
 def npz_memo_bytes() -> int:
     "The most bytes `load_npz(memo=True)` keeps in this process: `WALT_NPZ_MEMO_MB` megabytes (default 4096; 0 keeps nothing)."
     value = os.environ.get('WALT_NPZ_MEMO_MB', '4096')
-    if not value.isdigit(): raise ValueError(f"WALT_NPZ_MEMO_MB={value!r} must be a whole number of megabytes (0 keeps nothing)")
+    if not (value.isascii() and value.isdigit()): raise ValueError(f"WALT_NPZ_MEMO_MB={value!r} must be a whole number of megabytes (0 keeps nothing)")
     return int(value) * 2 ** 20
 
 def _file_signature(path):
@@ -81,7 +84,7 @@ def _remember_digest(a: np.ndarray, digest: str) -> None:
     _MEMO_DIGESTS[key] = (weakref.ref(a, forget), digest)
 
 def load_npz(path, memo: bool = False) -> dict:
-    """Load every array of an `.npz` into memory; a damaged file raises a `ValueError` naming it.
+    """Load every array of an `.npz` into memory; a damaged file raises a `DamagedFileError` (a `ValueError`) naming it.
     With `memo`, the arrays stay in this process (up to `npz_memo_bytes()` in all, the least recently used dropped first)
     and loading the same unchanged file again returns them without reading it; a file replaced or rewritten since is
     read anew. Memo arrays are read-only, so a caller that changes one in place fails loudly instead of changing what
@@ -89,6 +92,7 @@ def load_npz(path, memo: bool = False) -> dict:
     path = Path(path)
     if memo:
         limit, real = npz_memo_bytes(), os.path.realpath(path)
+        _evict(limit)                                              # a lowered limit (0: keep nothing) applies at once
         try: signature = _file_signature(real)
         except OSError: signature = None
         hit = _NPZ_MEMO.get(real)
@@ -98,14 +102,30 @@ def load_npz(path, memo: bool = False) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z: arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError) as e:
-        raise ValueError(f"{path} is not a readable .npz file ({e}); delete it to rebuild") from e
+        raise DamagedFileError(f"{path} is not a readable .npz file ({e}); delete it to rebuild") from e
     if not memo or signature is None: return arrays
+    return _remember(real, signature, arrays, limit)
+
+def _remember(real: str, signature, arrays: dict, limit: int) -> dict:
     _NPZ_MEMO.pop(real, None)
     if sum(a.nbytes for a in arrays.values()) > limit: return arrays
     for a in arrays.values(): a.flags.writeable = False
     _NPZ_MEMO[real] = (signature, arrays)
-    while sum(a.nbytes for _, entry in _NPZ_MEMO.values() for a in entry.values()) > limit: _NPZ_MEMO.popitem(last=False)
+    _evict(limit)
     return dict(arrays)
+
+def save_npz_remembered(path, arrays: dict) -> dict:
+    """`atomic_save_npz(path, **arrays)`, then keep `arrays` as `load_npz(path, memo=True)` would (read-only): a cache
+    filled now hands out what a later hit will, whether it was a hit or a miss."""
+    limit = npz_memo_bytes()
+    atomic_save_npz(path, **arrays)
+    real = os.path.realpath(path)
+    return _remember(real, _file_signature(real), arrays, limit)
+
+def _evict(limit: int) -> None:
+    "Drop the least recently used memo entries until the memo holds at most `limit` bytes."
+    while _NPZ_MEMO and sum(a.nbytes for _, entry in _NPZ_MEMO.values() for a in entry.values()) > limit:
+        _NPZ_MEMO.popitem(last=False)
 
 def writable(a) -> np.ndarray:
     "`a` as a numpy array that torch may wrap without a copy: a read-only one (e.g. `load_npz(memo=True)`'s) is copied first."
@@ -114,7 +134,7 @@ def writable(a) -> np.ndarray:
 
 # %% ../nbs/00_data.ipynb #63d7de68
 def array_digest(a: np.ndarray) -> str:
-    "sha256 hex digest of an array's bytes in C order (hashed in place, not copied); a `load_npz(memo=True)` array is hashed once."
+    "sha256 hex digest of an array's bytes in C order (a C-contiguous array is hashed in place, not copied); a `load_npz(memo=True)` array is hashed once."
     hit = _MEMO_DIGESTS.get(id(a))
     if hit is not None and hit[0]() is a and not a.flags.writeable: return hit[1]
     digest = hashlib.sha256(np.ascontiguousarray(a)).hexdigest()
@@ -154,8 +174,9 @@ def cached_arrays(name: str, key: str, build, folder: str = 'cache', memo: bool 
     path = data_dir(folder)/f'{name}-{key}.npz'
     if path.exists():
         try: return load_npz(path, memo)
-        except ValueError: path.unlink(missing_ok=True)  # damaged entry: rebuild it
+        except DamagedFileError: path.unlink(missing_ok=True)  # damaged entry: rebuild it
     arrays = build()
+    if memo: return save_npz_remembered(path, arrays)
     atomic_save_npz(path, **arrays)
     return arrays
 

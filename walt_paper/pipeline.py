@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from .data import (SPLITS, content_key, data_dir, figures_dir, get_preset, load_npz, atomic_save_npz,
-                             world_split, check_count, source_hash, writable, file_digest)
+                             world_split, check_count, source_hash, writable, file_digest, DamagedFileError,
+                             save_npz_remembered)
 from .model import OBJECTIVES, WALT, WALTConfig, Autoencoder, AutoencoderConfig, build_autoencoder, build_walt
 from .diffusion import diffusion_loss, ddim_sample
 from .train import TrainConfig, fit, latest_checkpoint, load_checkpoint, step_generators, unwrap
@@ -51,7 +52,7 @@ def run_dir(preset: str, *parts: str) -> Path:
 # %% ../nbs/02b_pipeline.ipynb #f72e7421
 def to_video_tensor(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
     "uint8 clips (B, F, H, W, 3) -> float video (B, 3, F, H, W) in [-1, 1]."
-    x = clips if isinstance(clips, torch.Tensor) else torch.from_numpy(writable(clips))
+    x = torch.as_tensor(clips)
     if x.ndim != 5 or x.shape[-1] != 3: raise ValueError(f"clips must be uint8 (B, F, H, W, 3); got shape {tuple(x.shape)}")
     return rearrange(x.float() / 127.5 - 1, 'b f h w c -> b c f h w').contiguous()
 
@@ -155,7 +156,11 @@ def _weights_key(path) -> str:
 
 def autoencoder_key(preset: str | None = None, folder=None) -> str:
     "`load_autoencoder`'s checkpoint key without building the model: the content key of its EMA weights' file."
-    return _weights_key(_checkpoint_path(folder or run_dir(get_preset(preset)['preset'], 'autoencoder'), 'autoencoder'))
+    path = _checkpoint_path(folder or run_dir(get_preset(preset)['preset'], 'autoencoder'), 'autoencoder')
+    try: return _weights_key(path)
+    except OSError:
+        load_checkpoint(path)          # names what the checkpoint lacks (or what is damaged) and what a valid one holds
+        raise
 
 # %% ../nbs/02b_pipeline.ipynb #228c5552
 @torch.no_grad()
@@ -163,7 +168,7 @@ def reconstruction_quality(preset: str | None = None, clips: int = 32, folder=No
     "Test-split reconstruction error of the trained autoencoder and of the 8x8 patch-mean baseline (L1 in 0-255 levels, PSNR dB)."
     preset = get_preset(preset)['preset']
     ae, _ = load_autoencoder(preset, folder=folder)
-    x = to_video_tensor(world_split('test', preset)['video'][:clips]).to(next(ae.parameters()).device)
+    x = to_video_tensor(writable(world_split('test', preset)['video'][:clips])).to(next(ae.parameters()).device)
     recon = torch.cat([ae.decode(ae.encode(x[i:i + 8])).clamp(-1, 1) for i in range(0, len(x), 8)])
     frames = rearrange(x, 'b c f h w -> (b f) c h w'); k = ae.config.spatial_factor
     blur = rearrange(F.interpolate(F.avg_pool2d(frames, k), scale_factor=k, mode='bilinear', align_corners=False),
@@ -192,15 +197,14 @@ def encode_clips(ae: Autoencoder, clips: np.ndarray, batch_size: int = 16, image
 def encoded_split(split: str, preset: str | None = None, ae_folder=None) -> dict:
     "The raw (unnormalised) latents of a world split, cached by autoencoder checkpoint and pixels."
     preset = get_preset(preset)['preset']
+    ae_key = autoencoder_key(preset, ae_folder)                    # no autoencoder: stop before rendering anything
     world = world_split(split, preset)
-    path = data_dir('latents')/f'{preset}-{split}-{content_key(autoencoder_key(preset, ae_folder), world_key(world), source_hash(encode_clips, to_video_tensor))}.npz'
+    path = data_dir('latents')/f'{preset}-{split}-{content_key(ae_key, world_key(world), source_hash(encode_clips, to_video_tensor))}.npz'
     if path.exists():
         try: return load_npz(path, memo=True)
-        except ValueError: path.unlink(missing_ok=True)
+        except DamagedFileError: path.unlink(missing_ok=True)
     ae, _ = load_autoencoder(preset, ae_folder)                    # only on a miss: a hit needs the key alone
-    z = encode_clips(ae, world['video'])
-    atomic_save_npz(path, **z)
-    return z
+    return save_npz_remembered(path, encode_clips(ae, writable(world['video'])))
 
 def latents(split: str, preset: str | None = None, ae_folder=None) -> dict:
     "Normalised latents of a split (float32 tensors 'clips', 'frames') and the training clips' per-channel 'mean', 'std'."

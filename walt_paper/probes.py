@@ -488,19 +488,19 @@ def task_targets(task: str, world: dict, frames=None) -> dict:
     spec = task_spec(task)
     missing = [k for k in spec['targets'] if k not in world]
     if missing: raise ValueError(f"task {task!r} needs world keys {list(spec['targets'])}; missing {missing}")
-    kind, first = spec['probe'], torch.from_numpy(writable(world[spec['targets'][0]]))
-    if kind == 'classify': return {'label': first.long()}
+    kind, first = spec['probe'], np.asarray(world[spec['targets'][0]])      # numpy (read-only for a cached world): index, then wrap
+    if kind == 'classify': return {'label': torch.from_numpy(writable(first)).long()}
     total = first.shape[2] if kind in ('track', 'box') else first.shape[1]                 # pixel frames in the clip
     frames = latent_pixel_frames(total) if frames is None else [int(i) for i in frames]
     if not frames or min(frames) < 0 or max(frames) >= total:
         raise ValueError(f"frames={frames} must be pixel frame indices in 0..{total - 1}")
-    if kind == 'depth': return {'depth': first[:, frames].float(), 'size': int(first.shape[-1])}
-    if kind == 'pose': return {'pose': probe_metrics.relative_poses(first[:, frames].float())}
+    if kind == 'depth': return {'depth': torch.from_numpy(first[:, frames]).float(), 'size': int(first.shape[-1])}
+    if kind == 'pose': return {'pose': probe_metrics.relative_poses(torch.from_numpy(first[:, frames]).float())}
     if frames[0] != 0: raise ValueError(f"tracking queries sit at pixel frame 0, so frames must start at 0; got {frames}")
     if 'video' not in world: raise ValueError(f"task {task!r} needs world['video'] for the image size")
-    visible = torch.from_numpy(writable(world[spec['targets'][1]]))
-    return {'positions': first[:, :, frames].float(), 'visible': visible[:, :, frames].bool(),
-            'query': first[:, :, 0].float(), 'size': int(np.shape(world['video'])[2])}
+    positions = torch.from_numpy(first[:, :, frames]).float()                # frames is a list: numpy copies what it picks
+    visible = torch.from_numpy(np.asarray(world[spec['targets'][1]])[:, :, frames]).bool()
+    return {'positions': positions, 'visible': visible, 'query': positions[:, :, 0].clone(), 'size': int(np.shape(world['video'])[2])}
 
 # %% ../nbs/03_probes.ipynb #6651f443
 def build_probe(task: str, dim: int, frames: int, size: int | None = None, classes: int | None = None, **kwargs) -> nn.Module:
