@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #ec6c30d9
 from __future__ import annotations
-import collections, hashlib, inspect, json, os, tempfile, weakref
+import collections, hashlib, inspect, json, os, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -62,7 +62,7 @@ def atomic_save_npz(path, **arrays) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 _NPZ_MEMO = collections.OrderedDict()   # real path -> (file signature, {name: read-only array}), least recently used first
-_MEMO_DIGESTS = {}                       # id(array) -> (weak reference, sha256 hex) for the memo's arrays
+_MEMO_DIGESTS = {}                       # id(memo array) -> sha256 hex; the memo holds the array, so its id is its own
 
 class DamagedFileError(ValueError):
     "A cache file that cannot be read (truncated, overwritten, not an `.npz`): delete it to rebuild."
@@ -77,11 +77,10 @@ def _file_signature(path):
     st = os.stat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
 
-def _remember_digest(a: np.ndarray, digest: str) -> None:
-    key = id(a)
-    def forget(ref, key=key):
-        if _MEMO_DIGESTS.get(key, (None,))[0] is ref: del _MEMO_DIGESTS[key]
-    _MEMO_DIGESTS[key] = (weakref.ref(a, forget), digest)
+def _drop(real: str) -> None:
+    "Forget a memo entry and its arrays' digests."
+    _, arrays = _NPZ_MEMO.pop(real)
+    for a in arrays.values(): _MEMO_DIGESTS.pop(id(a), None)
 
 def load_npz(path, memo: bool = False) -> dict:
     """Load every array of an `.npz` into memory; a damaged file raises a `DamagedFileError` (a `ValueError`) naming it.
@@ -107,7 +106,7 @@ def load_npz(path, memo: bool = False) -> dict:
     return _remember(real, signature, arrays, limit)
 
 def _remember(real: str, signature, arrays: dict, limit: int) -> dict:
-    _NPZ_MEMO.pop(real, None)
+    if real in _NPZ_MEMO: _drop(real)
     if sum(a.nbytes for a in arrays.values()) > limit: return arrays
     for a in arrays.values(): a.flags.writeable = False
     _NPZ_MEMO[real] = (signature, arrays)
@@ -125,7 +124,7 @@ def save_npz_remembered(path, arrays: dict) -> dict:
 def _evict(limit: int) -> None:
     "Drop the least recently used memo entries until the memo holds at most `limit` bytes."
     while _NPZ_MEMO and sum(a.nbytes for _, entry in _NPZ_MEMO.values() for a in entry.values()) > limit:
-        _NPZ_MEMO.popitem(last=False)
+        _drop(next(iter(_NPZ_MEMO)))
 
 def writable(a) -> np.ndarray:
     "`a` as a numpy array that torch may wrap without a copy: a read-only one (e.g. `load_npz(memo=True)`'s) is copied first."
@@ -135,10 +134,10 @@ def writable(a) -> np.ndarray:
 # %% ../nbs/00_data.ipynb #63d7de68
 def array_digest(a: np.ndarray) -> str:
     "sha256 hex digest of an array's bytes in C order (a C-contiguous array is hashed in place, not copied); a `load_npz(memo=True)` array is hashed once."
-    hit = _MEMO_DIGESTS.get(id(a))
-    if hit is not None and hit[0]() is a and not a.flags.writeable: return hit[1]
+    digest = _MEMO_DIGESTS.get(id(a))
+    if digest is not None and not a.flags.writeable: return digest
     digest = hashlib.sha256(np.ascontiguousarray(a)).hexdigest()
-    if any(a is b for _, arrays in _NPZ_MEMO.values() for b in arrays.values()): _remember_digest(a, digest)
+    if any(a is b for _, arrays in _NPZ_MEMO.values() for b in arrays.values()): _MEMO_DIGESTS[id(a)] = digest
     return digest
 
 _FILE_DIGESTS = {}                        # real path -> (file signature, sha256 hex)
