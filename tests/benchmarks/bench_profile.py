@@ -3,12 +3,15 @@ grouped by kind), so that the gap between the step's GFLOP/s and a large matmul'
 
 Run:  .venv/bin/python tests/benchmarks/bench_profile.py [--preset paper] [--objective video] [--steps 3]
 The step is the one bench_train.py times (the preset's size and batch, a V-WALT clip step with
-self-conditioning). Run it on an otherwise idle machine.
+self-conditioning). It then splits the step into its matrix products (FLOPs counted by torch's
+FlopCounterMode, time by the profiler) and everything else, and prints what the 70%-of-matmul
+target would leave for the rest. Run it on an otherwise idle machine.
 """
-import argparse, collections, os, platform
+import argparse, collections, os, platform, time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from walt_paper.data import PRESETS
 from walt_paper.model import build_walt
@@ -31,6 +34,19 @@ KINDS = {
 }
 
 
+MATMUL_OPS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm')
+
+
+def matmul_gflops(n=2048, repeats=5):
+    "The fp32 throughput of one large square matmul (the reference of the 70% target), best of `repeats`."
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2): a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter(); a @ b; times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / min(times) / 1e9
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
@@ -47,7 +63,11 @@ def main():
     def step(s):
         loss_fn(model, batch, step_generators(0, s, range(len(batch))), s).backward(); opt.step(); opt.zero_grad(set_to_none=True)
 
-    for s in range(2): step(s)                                               # warm-up
+    with FlopCounterMode(display=False) as counter: step(0)                  # also the first warm-up step
+    counts = {str(op): n for op, n in counter.get_flop_counts()['Global'].items()}
+    step_flops = sum(counts.values())
+    matmul_flops = sum(n for op, n in counts.items() if f'aten::{op.split(".")[-1]}' in MATMUL_OPS)
+    step(1)                                                                  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for s in range(args.steps): step(s)
     ops = [(e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()]
@@ -60,6 +80,15 @@ def main():
     print(f"self CPU time {total / args.steps / 1e3:.0f} ms per step (profiled, {args.steps} steps)")
     for kind, t in by_kind.most_common():
         print(f"  {kind:42s} {t / total:6.1%}")
+    peak = matmul_gflops()
+    matmul_ms = sum(t for op, t, _ in ops if op in MATMUL_OPS) / args.steps / 1e3
+    step_ms, other_ms = total / args.steps / 1e3, total / args.steps / 1e3 - matmul_ms
+    budget_ms = step_flops / (0.7 * peak * 1e9) * 1e3                       # the whole step at 70% of the large matmul
+    print(f"matrix products in the step: {matmul_flops / 1e9:.1f} GFLOP in {matmul_ms:.0f} ms = "
+          f"{matmul_flops / matmul_ms / 1e6:.0f} GFLOP/s, {matmul_flops / matmul_ms / 1e6 / peak:.0%} of a 2048^3 matmul "
+          f"({peak:.0f} GFLOP/s, this run); everything else {other_ms:.0f} ms ({other_ms / step_ms:.0%} of the step)")
+    print(f"70% of matmul means a step of at most {budget_ms:.0f} ms: with the products as fast as now, at most "
+          f"{budget_ms - matmul_ms:.0f} ms for everything else (now {other_ms:.0f} ms)")
     print("largest operators:")
     for op, t, n in sorted(ops, key=lambda o: -o[1])[:8]:
         print(f"  {op:52s} {t / total:6.1%}  ({n // args.steps} calls/step)")

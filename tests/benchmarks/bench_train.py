@@ -90,8 +90,8 @@ def main():
         torch.manual_seed(0)
         ae = build_autoencoder(study['ae_size'])
         clips = torch.randint(0, 255, (study['ae_batch'], PRESETS[preset]['frames'], PRESETS[preset]['size'], PRESETS[preset]['size'], 3), dtype=torch.uint8)
-        flops, sec = time_step(ae, autoencoder_loss(study['ae_crop']), clips, args.steps)
-        print(f"{preset:5s} autoencoder {study['ae_size']} batch {study['ae_batch']} crops 5x{study['ae_crop']}^2: "
+        flops, sec = time_step(ae, autoencoder_loss(study['ae_crop'], study['ae_frames']), clips, args.steps)
+        print(f"{preset:5s} autoencoder {study['ae_size']} batch {study['ae_batch']} crops {study['ae_frames']}x{study['ae_crop']}^2: "
               f"{flops / 1e9:.1f} GFLOP/step, {sec * 1000:.0f} ms/step, {flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / 1e9 / peak:.0%} of matmul")
     if not args.no_compile:
         compiled_against_eager('paper', args.steps)

@@ -32,7 +32,8 @@ def study_times():
         if models.exists():
             m = json.loads(models.read_text())
             stages = m.get('last_training') or {}
-            if stages: lines.append(f"- {preset}: `walt-paper models` stages {stages} (s), git {m.get('git_sha')}")
+            if stages: lines.append(f"- {preset}: `walt-paper models` seconds per stage {stages.get('seconds')} for steps "
+                                    f"{stages.get('steps_run')}, {stages.get('torch_threads')} torch threads, git {stages.get('git_sha')}")
         if runs.exists():
             r = json.loads(runs.read_text()); last = r.get('last_call', {})
             lines.append(f"- {preset}: `walt-paper run` last call {last.get('wall_s')} s wall with {last.get('jobs')} jobs on "
