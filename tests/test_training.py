@@ -229,3 +229,23 @@ def test_cli_resume_of_a_truncated_checkpoint_names_it(env, video_run, tmp_path)
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith('ValueError: corrupt checkpoint file') and str(ck/'model.safetensors') in last and 'a checkpoint folder holds' in last
+
+
+def test_git_sha_is_dirty_for_code_not_for_the_study_outputs(tmp_path, monkeypatch):
+    # results are stamped with git_sha(): figures an earlier notebook of the same run wrote must not mark the code dirty,
+    # any other tracked change must
+    import walt_paper.data, walt_paper.train
+    git = lambda *a: subprocess.run(['git', '-c', 'user.email=t@t', '-c', 'user.name=t', *a], cwd=tmp_path, check=True,
+                                    capture_output=True, text=True).stdout.strip()
+    git('init', '-q')
+    (tmp_path / 'figures').mkdir(); (tmp_path / 'figures' / 'rows.csv').write_text('a\n1\n'); (tmp_path / 'code.py').write_text('x = 1\n')
+    git('add', '.'); git('commit', '-q', '-m', 'start')
+    monkeypatch.setattr(walt_paper.data, 'repo_root', lambda: tmp_path)
+    sha = lambda: walt_paper.train.git_sha.__wrapped__()
+    head = git('rev-parse', '--short', 'HEAD')
+    assert sha() == head
+    (tmp_path / 'figures' / 'rows.csv').write_text('a\n2\n')
+    (tmp_path / 'untracked.txt').write_text('new')
+    assert sha() == head
+    (tmp_path / 'code.py').write_text('x = 2\n')
+    assert sha() == head + '+dirty'

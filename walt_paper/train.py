@@ -19,13 +19,15 @@ __all__ = ['CHECKPOINT_FILES', 'git_sha', 'step_generators', 'batch_indices', 'T
 # %% ../nbs/02a_train.ipynb #6d2478aa
 @functools.lru_cache(maxsize=None)
 def git_sha(short: bool = True) -> str:
-    """The repository's commit (with '+dirty' when there are uncommitted changes), or 'unknown' outside git. Read once per
-    process: a long run stamps its results with the commit whose code it loaded, not whatever is checked out when it ends."""
+    """The repository's commit (with '+dirty' when tracked files other than the study's outputs under figures/ have
+    uncommitted changes), or 'unknown' outside git. Read once per process: a long run stamps its results with the commit
+    whose code it loaded, not whatever is checked out when it ends; the figures an earlier notebook of the same run wrote
+    do not make the code dirty."""
     from walt_paper.data import repo_root
     try:
         sha = subprocess.run(['git', 'rev-parse', *(['--short'] if short else []), 'HEAD'], cwd=repo_root(),
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=repo_root(),
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)figures'], cwd=repo_root(),
                                capture_output=True, text=True).stdout.strip()
         return sha + ('+dirty' if dirty else '')
     except (OSError, subprocess.CalledProcessError):
