@@ -7,7 +7,7 @@ self-conditioning). It then splits the step into its matrix products (FLOPs coun
 FlopCounterMode, time by the profiler) and everything else, and prints what the 70%-of-matmul
 target would leave for the rest. Run it on an otherwise idle machine.
 """
-import argparse, collections, os, platform, time
+import argparse, collections, os, platform
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -17,6 +17,8 @@ from walt_paper.data import PRESETS
 from walt_paper.model import build_walt
 from walt_paper.pipeline import LATENT_FRAMES, STUDY, walt_loss
 from walt_paper.train import step_generators
+
+from bench_train import matmul_gflops   # the reference of the 70% target, as bench_train measures it
 
 # operator -> kind; everything unlisted is 'other'
 KINDS = {
@@ -32,19 +34,7 @@ KINDS = {
     'optimizer (AdamW)': ('aten::_fused_adamw_', 'aten::lerp_', 'aten::addcdiv_', 'aten::sqrt', 'aten::_foreach_mul_',
                           'aten::_foreach_add_', 'aten::_foreach_lerp_', 'aten::_foreach_addcdiv_', 'aten::_foreach_sqrt'),
 }
-
-
-MATMUL_OPS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm')
-
-
-def matmul_gflops(n=2048, repeats=5):
-    "The fp32 throughput of one large square matmul (the reference of the 70% target), best of `repeats`."
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2): a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter(); a @ b; times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / min(times) / 1e9
+MATMUL_OPS = KINDS['matmul (linear, attention products)']
 
 
 def main():
