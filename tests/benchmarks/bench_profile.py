@@ -54,9 +54,8 @@ def main():
         loss_fn(model, batch, step_generators(0, s, range(len(batch))), s).backward(); opt.step(); opt.zero_grad(set_to_none=True)
 
     with FlopCounterMode(display=False) as counter: step(0)                  # also the first warm-up step
-    counts = {str(op): n for op, n in counter.get_flop_counts()['Global'].items()}
-    step_flops = sum(counts.values())
-    matmul_flops = sum(n for op, n in counts.items() if f'aten::{op.split(".")[-1]}' in MATMUL_OPS)
+    counts = {'aten::' + str(op).split('.')[-1]: n for op, n in counter.get_flop_counts()['Global'].items()}   # profiler's names
+    step_flops, matmul_flops = sum(counts.values()), sum(counts.get(op, 0) for op in MATMUL_OPS)
     step(1)                                                                  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for s in range(args.steps): step(s)
@@ -67,12 +66,13 @@ def main():
     for op, t, _ in ops: by_kind[kind_of.get(op, 'other')] += t
     print(f"# profile of one {args.objective}-walt {study['walt_size']} training step, preset {args.preset} (batch {study['walt_batch']}, "
           f"latents {side}x{side}): {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}")
-    print(f"self CPU time {total / args.steps / 1e3:.0f} ms per step (profiled, {args.steps} steps)")
+    step_ms = total / args.steps / 1e3                                       # profiler times are microseconds
+    print(f"self CPU time {step_ms:.0f} ms per step (profiled, {args.steps} steps)")
     for kind, t in by_kind.most_common():
         print(f"  {kind:42s} {t / total:6.1%}")
     peak = matmul_gflops()
     matmul_ms = sum(t for op, t, _ in ops if op in MATMUL_OPS) / args.steps / 1e3
-    step_ms, other_ms = total / args.steps / 1e3, total / args.steps / 1e3 - matmul_ms
+    other_ms = step_ms - matmul_ms
     budget_ms = step_flops / (0.7 * peak * 1e9) * 1e3                       # the whole step at 70% of the large matmul
     print(f"matrix products in the step: {matmul_flops / 1e9:.1f} GFLOP in {matmul_ms:.0f} ms = "
           f"{matmul_flops / matmul_ms / 1e6:.0f} GFLOP/s, {matmul_flops / matmul_ms / 1e6 / peak:.0%} of a 2048^3 matmul "
