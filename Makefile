@@ -7,8 +7,9 @@ PRESET ?= paper
 JOBS   ?= 2
 
 .PHONY: install test paper sweeps data readme bench clean-notebooks check-sync
-# The main study: every task's notebook, the feature PCA, then the main table (longest notebooks first, for --jobs).
-STUDY_NOTEBOOKS ?= 06 04 05 07 08 11 09
+# The main study: every task's notebook, the feature PCA, then the main table. Longest first at paper, the order of a
+# first run; later runs order them by their recorded times (`walt_paper.cli.longest_first`).
+STUDY_NOTEBOOKS ?= 06 04 07 05 08 11 09
 # The analyses beyond the main table: layers and noise (10), the explorer's static view (12), model size and training
 # budget (13), and what a frame of the world gives away about depth (14: the references for the depth row).
 SWEEP_NOTEBOOKS ?= 10 12 13 14

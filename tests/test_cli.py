@@ -207,3 +207,15 @@ def test_parallel_run_records_a_finished_notebook(tmp_path):
     assert done == [tmp_path/'12_explorer.ipynb'] and done[0].exists() and not (tmp_path/'12_explorer.partial.ipynb').exists()
     record = json.loads((tmp_path/'timing.json').read_text())
     assert record['notebooks']['12_explorer.ipynb'] > 0 and record['last_call']['jobs'] == 2
+
+
+def test_notebooks_run_longest_first_by_their_recorded_times(tmp_path):
+    "The pool starts the longest notebooks first, by timing.json; untimed ones first in the given order; no record keeps the order."
+    from walt_paper.cli import longest_first
+    given = [Path(f'nbs/{n}.ipynb') for n in ('06_action', '04_depth', '05_classification', '07_tracking', '13_new', '12_new')]
+    assert longest_first(given, tmp_path) == given                     # no timing.json
+    (tmp_path/'timing.json').write_text('{"notebooks": {"06_action.ipynb": 1673, "04_depth.ipynb": 1465, '
+                                        '"05_classification.ipynb": 751, "07_tracking.ipynb": 1176}}')
+    assert [p.stem for p in longest_first(given, tmp_path)] == ['13_new', '12_new', '06_action', '04_depth', '07_tracking', '05_classification']
+    (tmp_path/'timing.json').write_text('{"notebooks": ')               # damaged: the times only order the runs
+    assert longest_first(given, tmp_path) == given
