@@ -2,7 +2,8 @@
 probe at a preset's feature shape and recipe (`walt_paper.study.PROBE_SETTINGS`), one training step of its
 learning-rate grid: FLOPs (torch's FlopCounterMode, forward and backward), seconds per step (median), the achieved
 GFLOP/s against a large fp32 matmul measured in the same run, and what training one probe (seeds x epochs x steps per
-epoch, evaluation not counted) costs at that rate. Then the largest evaluation cost: the depth decoder scoring every
+epoch, evaluation not counted) costs at that rate; beside it the same step with AdamW's per-parameter Python loop, as the
+grid stepped before it used `foreach` (timed alternately in the same run). Then the largest evaluation cost: the depth decoder scoring every
 pixel of an evaluation batch, decoded a few frames per pass (as the probes do) and in one pass, with what a probe's
 evaluations cost each way.
 
@@ -47,19 +48,23 @@ def main():
     print(f"preset {args.preset}: features ({frames}, {grid_side}, {grid_side}, {dim}) per clip, batch {batch}, "
           f"{len(recipe['lrs'])} lrs x {len(recipe['seeds'])} seeds x {recipe['epochs']} epochs x {steps_per_epoch} steps; "
           f"torch threads {torch.get_num_threads()}; fp32 matmul {peak:.1f} GFLOP/s")
-    print(f"{'task':16s} {'GFLOP/step':>10s} {'s/step':>8s} {'GFLOP/s':>8s} {'of matmul':>9s} {'train one probe (s)':>20s}")
+    print(f"{'task':16s} {'GFLOP/step':>10s} {'s/step':>8s} {'GFLOP/s':>8s} {'of matmul':>9s} {'train one probe (s)':>20s} "
+          f"{'s/step, loop AdamW (before)':>28s}")
     features = torch.randn(batch, frames, grid_side, grid_side, dim)
     for task in TASKS:
         targets = random_targets(task, batch, frames, world['size'])
         grid = ProbeGrid(task, dim, frames, recipe['lrs'], 0, 10 ** 6, world['size'], task_spec(task).get('classes'),
                          probe_kwargs=recipe['probe_kwargs'], depth_pixels=recipe['depth_pixels'], track_points=recipe['track_points'])
         with FlopCounterMode(display=False) as counter: grid.step(features, targets)
-        times = []
+        times = {True: [], False: []}          # foreach (as the grid is built) and the Python loop, step by step in turn
         for _ in range(args.steps + 1):
-            start = time.perf_counter(); grid.step(features, targets); times.append(time.perf_counter() - start)
-        flops, seconds = counter.get_total_flops(), statistics.median(times[1:])
+            for foreach in (True, False):
+                for group in grid.optimizer.param_groups: group['foreach'] = foreach
+                start = time.perf_counter(); grid.step(features, targets); times[foreach].append(time.perf_counter() - start)
+        flops, seconds, loop = counter.get_total_flops(), statistics.median(times[True][1:]), statistics.median(times[False][1:])
         probe = seconds * steps_per_epoch * recipe['epochs'] * len(recipe['seeds'])
-        print(f"{task:16s} {flops / 1e9:10.2f} {seconds:8.3f} {flops / seconds / 1e9:8.1f} {flops / seconds / 1e9 / peak:8.0%} {probe:20.0f}")
+        print(f"{task:16s} {flops / 1e9:10.2f} {seconds:8.3f} {flops / seconds / 1e9:8.1f} {flops / seconds / 1e9 / peak:8.0%} {probe:20.0f} "
+              f"{loop:28.3f}")
     # evaluation: the depth decoder scores every pixel of every frame (training samples `depth_pixels` of them), the
     # largest evaluation cost of the study; `DepthDecoder.forward` decodes `chunk` queries per pass
     evaluate = inspect.signature(train_probe).parameters['eval_batch_size'].default   # clips per evaluation batch
