@@ -415,7 +415,7 @@ def render_clip(textures: Textures, seed: int, index: int, frames: int = 17, siz
     return clip
 
 def render_world(n: int, seed: int = 0, frames: int = 17, size: int = 64, objects: int = 3, points: int = 32,
-                 textures: Textures | None = None, cache: bool = True) -> dict:
+                 textures: Textures | None = None, cache: bool = True, threads: int | None = None) -> dict:
     """Render `n` clips of the embedded world; a dict of numpy arrays:
     video uint8 (n, frames, size, size, 3); depth float32 (n, frames, size, size) camera-space z in metres;
     segmentation int8 (n, frames, size, size), 0 background, o + 1 object o; camera float32 (n, frames, 4, 4)
@@ -423,14 +423,21 @@ def render_world(n: int, seed: int = 0, frames: int = 17, size: int = 64, object
     visible bool (n, points, frames); track_depth float32 (n, points, frames); track_surface int8 (n, points)
     (0 wall, 1 floor, 2 + o object o); boxes float32 (n, objects, frames, 4) amodal (x0, y0, x1, y1);
     box_visible bool (n, objects, frames); category, action_appearance, action_motion int64 (n,);
-    object_category int64 (n, objects): the garment class of object 0, -1 for the distractor cards."""
+    object_category int64 (n, objects): the garment class of object 0, -1 for the distractor cards.
+    `threads` (default one per core) render clips side by side: numpy and OpenCV release the GIL inside their array work,
+    and each clip has its own random stream, so the arrays are the same for any count."""
     n, frames, size = check_count(n), check_frames(frames), check_size(size)
     objects, points = check_count(objects, 'objects'), check_count(points, 'points')
+    threads = (os.cpu_count() or 1) if threads is None else check_count(threads, 'threads')
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     def build():
+        from concurrent.futures import ThreadPoolExecutor
         tex = textures if textures is not None else world_textures()
-        clips = [render_clip(tex, int(seed), i, frames, size, objects, points) for i in range(n)]
+        chunks = np.array_split(np.arange(n), min(n, 4 * threads))   # contiguous runs of clips, in order
+        with ThreadPoolExecutor(threads) as pool:
+            parts = pool.map(lambda chunk: [render_clip(tex, int(seed), int(i), frames, size, objects, points) for i in chunk], chunks)
+            clips = [clip for part in parts for clip in part]
         out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
         out['intrinsics'] = intrinsics(size).astype(np.float32)
         return out

@@ -1,7 +1,8 @@
 """Benchmark: how fast the embedded world renders (clips/s) at each preset's clip size.
 
 Run: .venv/bin/python tests/benchmarks/bench_data.py [--clips N]
-Prints one line per size; rendering happens once per dataset (then it is cached), so this
+Prints one line per size and thread count: one thread (how the world rendered before `render_world` took
+`threads`) and one per core (its default); rendering happens once per dataset (then it is cached), so this
 bounds the cost of `walt-paper data`, not of training.
 """
 import argparse, os, platform, time
@@ -20,11 +21,12 @@ def main():
     print(f"# world rendering, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
     for size in sorted({p['size'] for p in PRESETS.values()}):
         render_world(2, seed=0, size=size, textures=textures)          # warm-up
-        start = time.perf_counter()
-        render_world(args.clips, seed=1, size=size, textures=textures)
-        seconds = time.perf_counter() - start
-        print(f"render_world size={size} frames=17: {args.clips / seconds:.1f} clips/s "
-              f"({1000 * seconds / args.clips:.1f} ms/clip, {args.clips * 17 / seconds:.0f} frames/s)")
+        for threads in sorted({1, os.cpu_count() or 1}):
+            start = time.perf_counter()
+            render_world(args.clips, seed=1, size=size, textures=textures, threads=threads)
+            seconds = time.perf_counter() - start
+            print(f"render_world size={size} frames=17, {threads} thread{'s' * (threads > 1)}: {args.clips / seconds:.1f} clips/s "
+                  f"({1000 * seconds / args.clips:.1f} ms/clip, {args.clips * 17 / seconds:.0f} frames/s)")
 
 
 if __name__ == '__main__':

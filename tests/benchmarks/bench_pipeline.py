@@ -89,7 +89,7 @@ def main():
     # data: world rendering (once per dataset, then cached) and real-video decoding
     textures = world_textures(); n = 16
     render = n / best_of(lambda: render_world(n, seed=1, size=size, textures=textures), repeats=1)
-    print(f"world rendering {size}^2 x 17 frames: {render:.1f} clips/s = {render / consumed:.1f}x what training consumes (target >= 5x)")
+    print(f"world rendering {size}^2 x 17 frames ({os.cpu_count()} threads): {render:.1f} clips/s = {render / consumed:.1f}x what training consumes (target >= 5x)")
     video = sources.video_files().get('vtest') or next(iter(sources.video_files().values()))
     index = np.arange(17) * 2 + 10
     a, b = decode_decord(video, index, size), decode_pyav(video, index, size)
