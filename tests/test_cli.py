@@ -219,3 +219,8 @@ def test_notebooks_run_longest_first_by_their_recorded_times(tmp_path):
     assert [p.stem for p in longest_first(given, tmp_path)] == ['13_new', '12_new', '06_action', '04_depth', '07_tracking', '05_classification']
     (tmp_path/'timing.json').write_text('{"notebooks": ')               # damaged: the times only order the runs
     assert longest_first(given, tmp_path) == given
+    for odd in ('[]', '{"notebooks": []}', '{"notebooks": {"04_depth.ipynb": null, "06_action.ipynb": NaN, "05_classification.ipynb": "x"}}'):
+        (tmp_path/'timing.json').write_text(odd)                          # no finite time: untimed, the given order
+        assert longest_first(given, tmp_path) == given, odd
+    (tmp_path/'timing.json').write_text('{"notebooks": {"04_depth.ipynb": null, "07_tracking.ipynb": 10, "05_classification.ipynb": 20}}')
+    assert [p.stem for p in longest_first(given, tmp_path)] == ['06_action', '04_depth', '13_new', '12_new', '05_classification', '07_tracking']

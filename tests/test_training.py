@@ -249,3 +249,24 @@ def test_git_sha_is_dirty_for_code_not_for_the_study_outputs(tmp_path, monkeypat
     assert sha() == head
     (tmp_path / 'code.py').write_text('x = 2\n')
     assert sha() == head + '+dirty'
+
+
+def test_models_measure_the_test_reconstruction_only_when_it_changed(env, monkeypatch):
+    "train_models (called by every experiment notebook) reuses the recorded test reconstruction while its key holds."
+    from walt_paper import pipeline
+    monkeypatch.setenv('WALT_DATA_DIR', env['WALT_DATA_DIR'])
+    calls, measure = [], pipeline.reconstruction_quality
+    def counted(preset=None, clips=32, folder=None):
+        calls.append(preset); return measure(preset, clips, folder)
+    monkeypatch.setattr(pipeline, 'reconstruction_quality', counted)
+    pipeline.train_models('smoke', progress=False, figures=False)            # denoisers trained now, or found
+    assert len(calls) == 1                  # no key recorded yet, or one for another measure's code: measured
+    path = pipeline.run_dir('smoke')/'timing.json'
+    recorded = json.loads(path.read_text())['autoencoder_test']
+    assert recorded['l1'] > 0 and len(recorded['key']) > 0
+    pipeline.train_models('smoke', progress=False, figures=False)
+    assert len(calls) == 1                                                   # same weights, clips and code: not measured
+    record = json.loads(path.read_text()); record['autoencoder_test']['key'] = 'stale'
+    path.write_text(json.dumps(record))
+    pipeline.train_models('smoke', progress=False, figures=False)
+    assert len(calls) == 2 and json.loads(path.read_text())['autoencoder_test']['key'] == recorded['key']

@@ -86,14 +86,18 @@ def _record_run(out: Path, preset: str, seconds: dict, wall: float, jobs: int) -
     atomic_write_bytes(path, (json.dumps(record, indent=1) + '\n').encode())
 
 def longest_first(notebooks, out: Path) -> list[Path]:
-    """`notebooks` longest first by their last recorded seconds in <out>/timing.json; those never timed go first, in the
-    order given, and without a readable record the order is kept. With --jobs the pool then never starts a long notebook
-    last, beside nothing: at paper, run in the order 06 04 05 07 08 11 09, the tracking notebook (20 min) started when the
-    depth one ended, and the run took 2875 s where the recorded times pack into about 2720 s longest first."""
+    """`notebooks` longest first by their last recorded seconds in <out>/timing.json; those never timed (or timed by
+    something other than a finite number) go first, in the order given, and without a readable record the order is kept.
+    With --jobs a long notebook is then not left to start last and run alone: at paper, run in the order 06 04 05 07 08
+    11 09, the tracking notebook (20 min) started when the action one ended and ran its last 5 minutes alone; the run took
+    2875 s, where its own recorded times pack into about 2720 s longest first."""
     import json
-    try: recorded = {k: float(v) for k, v in json.loads((Path(out)/'timing.json').read_text()).get('notebooks', {}).items()}
-    except (OSError, ValueError, TypeError, AttributeError): recorded = {}
-    return sorted(notebooks, key=lambda nb: -recorded.get(Path(nb).name, math.inf))
+    try: recorded = json.loads((Path(out)/'timing.json').read_text()).get('notebooks', {})
+    except (OSError, ValueError, AttributeError): recorded = {}
+    if not isinstance(recorded, dict): recorded = {}
+    seconds = lambda nb: recorded.get(Path(nb).name)
+    timed = lambda nb: isinstance(seconds(nb), (int, float)) and not isinstance(seconds(nb), bool) and math.isfinite(seconds(nb))
+    return sorted(notebooks, key=lambda nb: -seconds(nb) if timed(nb) else -math.inf)
 
 def run_notebooks(names=(), preset: str | None = None, force: bool = False, out: Path | None = None, jobs: int = 1,
                   **params) -> list[Path]:

@@ -424,11 +424,12 @@ def render_world(n: int, seed: int = 0, frames: int = 17, size: int = 64, object
     (0 wall, 1 floor, 2 + o object o); boxes float32 (n, objects, frames, 4) amodal (x0, y0, x1, y1);
     box_visible bool (n, objects, frames); category, action_appearance, action_motion int64 (n,);
     object_category int64 (n, objects): the garment class of object 0, -1 for the distractor cards.
-    `threads` (default one per core) render clips side by side: numpy and OpenCV release the GIL inside their array work,
+    `threads` (default one per CPU this process may use) render clips side by side: numpy and OpenCV release the GIL inside their array work,
     and each clip has its own random stream, so the arrays are the same for any count."""
     n, frames, size = check_count(n), check_frames(frames), check_size(size)
     objects, points = check_count(objects, 'objects'), check_count(points, 'points')
-    threads = (os.cpu_count() or 1) if threads is None else check_count(threads, 'threads')
+    if threads is None: threads = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    threads = check_count(threads, 'threads')
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     def build():

@@ -341,7 +341,7 @@ def plot_losses(folders: dict, title: str = ''):
 # %% ../nbs/02b_pipeline.ipynb #b9216454
 def train_models(preset: str | None = None, progress: bool = True, figures: bool = True) -> dict:
     "Train (or resume) the autoencoder and both denoisers of a preset; returns seconds per stage run now."
-    import json
+    import json, sys
     from walt_paper.train import git_sha
     from walt_paper.data import atomic_write_bytes
     preset = get_preset(preset)['preset']
@@ -354,17 +354,20 @@ def train_models(preset: str | None = None, progress: bool = True, figures: bool
     stage('autoencoder', lambda: train_autoencoder(preset, progress=progress))
     stage('latents', lambda: [latents(s, preset) for s in SPLITS])
     path = run_dir(preset)/'timing.json'
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    # the test reconstruction is measured again only when the autoencoder, the test clips or the measure changed: every
-    # experiment notebook calls this (through `study.ensure_models`), and at paper the measure takes 12 s under the lock
-    key = content_key(autoencoder_key(preset), world_key(world_split('test', preset)), source_hash(reconstruction_quality))
-    quality = previous.get('autoencoder_test', {})
-    if quality.get('key') != key: quality = {**reconstruction_quality(preset), 'key': key}
-    print(f"autoencoder on test clips: { {k: v for k, v in quality.items() if k != 'key'} }", flush=True)
+    read_record = lambda: json.loads(path.read_text()) if path.exists() else {}
+    # the test reconstruction is measured again only when the autoencoder's weights or code, the test clips or the measure
+    # changed: every experiment notebook calls this (through `study.ensure_models`), and at paper it takes 12 s under the lock
+    key = content_key(autoencoder_key(preset), world_key(world_split('test', preset)),
+                      source_hash(reconstruction_quality, to_video_tensor, sys.modules[Autoencoder.__module__]))
+    quality = read_record().get('autoencoder_test')
+    if not isinstance(quality, dict) or quality.get('key') != key: quality = {**reconstruction_quality(preset), 'key': key}
+    shown = {k: v for k, v in quality.items() if k != 'key'}
+    print(f"autoencoder on test clips: {shown}", flush=True)
     for objective in OBJECTIVES: stage(f'{objective}-walt', lambda: train_walt(objective, preset, progress=progress))
     # seconds per stage of the last call that trained something; a call that only found finished runs changes nothing
     trained = {'seconds': timing, 'steps_run': steps_run, 'git_sha': git_sha(), 'torch_threads': torch.get_num_threads()}
-    record = {**previous, 'autoencoder_test': quality, **({'last_training': trained} if any(steps_run.values()) else {})}
+    # read again before writing: the training above may have taken an hour
+    record = {**read_record(), 'autoencoder_test': quality, **({'last_training': trained} if any(steps_run.values()) else {})}
     atomic_write_bytes(path, json.dumps(record, indent=1).encode())
     if figures: save_training_figures(preset)
     return timing

@@ -610,8 +610,9 @@ class ProbeGrid:
             params = list(probe.parameters())
             groups += [dict(params=[p for p in params if p.ndim >= 2], base_lr=lr, weight_decay=weight_decay),
                        dict(params=[p for p in params if p.ndim < 2], base_lr=lr, weight_decay=0.0)]
-        # foreach: one kernel per operation over all parameters instead of a Python loop over them (the loop was a third of a
-        # small probe's step on a CPU); the same arithmetic, so the same weights as the loop, bit for bit
+        # foreach: one call per operation over all the heads' parameters instead of a Python loop over them (on a CPU torch
+        # still loops over the tensors, in C++); in this torch version the same per-tensor arithmetic, so the same weights
+        # bit for bit. The whole probe step is within noise of the loop's (bench_probes times both)
         self.optimizer = torch.optim.AdamW(groups, lr=self.lrs[0], foreach=True)
         self.total_steps, self.warmup, self.steps = total_steps, max(1, int(warmup_fraction * total_steps)), 0
         self.depth_pixels, self.track_points = depth_pixels, track_points
