@@ -294,20 +294,23 @@ def cast(surfaces, C, R, K, xy):
     # on its own, so that any machine gives the same bits: the order numpy's einsum summed them in when this step used it
     # (checked equal bit for bit over whole worlds), at a seventh of its time
     dirs = np.stack([(R[:, i, 0, None] * x + R[:, i, 2, None]) + R[:, i, 1, None] * y for i in range(3)], -1)   # (F, M, 3)
-    zs, uvs = np.full((len(surfaces), F * M), np.inf), np.full((len(surfaces), F * M, 2), np.nan)
+    zs, uvs = np.empty((len(surfaces), F * M)), np.empty((len(surfaces), F * M, 2))
     for k, s in enumerate(surfaces):
         normal = np.cross(s.e1, s.e2)
         depth_num = (s.origin - C) @ normal                                     # (F,)
         if s.tiled:   # unbounded: every ray, as whole (F, M) arrays
             rays, d, at_C, at_origin, num = slice(None), dirs, C[:, None], s.origin[:, None], depth_num[:, None]
-        else:         # bounded: the reachable rays, as flat arrays
+        else:         # bounded: the reachable rays, as flat arrays; no hit (inf) and no plane coordinates (NaN) elsewhere
+            zs[k], uvs[k] = np.inf, np.nan
             rays = np.flatnonzero(reachable(s, C, R, K, xy[..., 0], xy[..., 1])); f = rays // M
             d, at_C, at_origin, num = dirs.reshape(-1, 3)[rays], C[f], s.origin[f], depth_num[f]
         with np.errstate(divide='ignore', invalid='ignore'):
             z = num / (d @ normal)                                              # ray parameter = depth
         rel = at_C + z[..., None] * d - at_origin
         a, b = rel @ s.e1 / (s.e1 @ s.e1), rel @ s.e2 / (s.e2 @ s.e2)   # plane coordinates in [0, 1)
-        if s.tiled: a, b = a % 1.0, b % 1.0
+        # a - floor(a) is a % 1.0 bit for bit (numpy's float remainder: fmod, exact, plus 1 rounded once where negative),
+        # at a fortieth of its time
+        if s.tiled: a, b = a - np.floor(a), b - np.floor(b)
         hit = np.isfinite(z) & (z > 1e-6) & (a >= 0) & (a < 1) & (b >= 0) & (b < 1)
         uv = np.stack([b * s.texture.shape[0], a * s.texture.shape[1]], -1)
         if s.alpha is not None: hit &= s.alpha[texel_index(uv, s.alpha.shape)]
@@ -379,10 +382,10 @@ def render_scene(scene: dict, size: int, points: int, rng) -> dict:
     zs, uvs = cast(surfaces, C, R, K, xy)                            # (S, F, M), (S, F, M, 2)
     winner, depth = zs.argmin(0), zs.min(0)                          # (F, M) nearest surface and its depth
     assert np.isfinite(depth).all(), 'every ray must meet the wall or the floor'
-    video = np.zeros((F, size * size, 3), np.uint8)
-    for k, srf in enumerate(surfaces):
-        shown = winner == k
-        video[shown] = srf.texture[texel_index(uvs[k][shown], srf.texture.shape)]
+    video, nearest = np.zeros((F * size * size, 3), np.uint8), winner.reshape(-1)
+    for k, srf in enumerate(surfaces):   # each pixel takes the texel of its nearest surface (flat indices: fewer passes than masks)
+        shown = np.flatnonzero(nearest == k)
+        video[shown] = srf.texture[texel_index(uvs[k].reshape(-1, 2)[shown], srf.texture.shape)]
     segmentation = np.maximum(winner - 1, 0)                         # 0 background, o + 1 object o
     # point tracks: query points at pixel centres of frame 0
     on_objects, on_background = np.flatnonzero(winner[0] >= 2), np.flatnonzero(winner[0] < 2)
