@@ -306,7 +306,9 @@ def cast(surfaces, C, R, K, xy):
             d, at_C, at_origin, num = dirs.reshape(-1, 3)[rays], C[f], s.origin[f], depth_num[f]
         with np.errstate(divide='ignore', invalid='ignore'):
             z = num / (d @ normal)                                              # ray parameter = depth
-        rel = at_C + z[..., None] * d - at_origin
+        # (at_C + z d) - at_origin component by component: the same sums, without broadcasting over a last axis of 3
+        # (six times slower on whole frames)
+        rel = np.stack([(at_C[..., i] + z * d[..., i]) - at_origin[..., i] for i in range(3)], -1)
         a, b = rel @ s.e1 / (s.e1 @ s.e1), rel @ s.e2 / (s.e2 @ s.e2)   # plane coordinates in [0, 1)
         # a - floor(a) is a % 1.0 bit for bit (numpy's float remainder: fmod, exact, plus 1 rounded once where negative),
         # at a fortieth of its time
