@@ -80,17 +80,18 @@ def model_latents(model: str, split: str, preset: str) -> torch.Tensor:
 
 def pixel_features(video, factor: int = 8) -> torch.Tensor:
     """The pixel baseline: uint8 clips (n, F, H, W, 3) at the pixel frames the clip latents stand for (`latent_pixel_frames`),
-    average-pooled over factor x factor patches (the autoencoder's spatial compression) to the latent grid, as tokens
-    (n, f, H/factor, W/factor, 3) in [-1, 1]."""
+    cut into factor x factor patches (the autoencoder's spatial compression) on the latent grid, a patch's pixels one token
+    as a ViT's patch embedding sees them: (n, f, H/factor, W/factor, factor * factor * 3) in [-1, 1], ordered (row, column,
+    colour) within the patch. Every pixel is kept, so the probes' per-token LayerNorm removes only a patch's mean and
+    contrast; over a patch's three mean colours it would leave nothing of a grey one (three equal numbers become zeros)."""
     video = np.asarray(video)
     if video.ndim != 5 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"video must be uint8 clips (n, F, H, W, 3); got {video.dtype} of shape {video.shape}")
     n, frames, height, width, _ = video.shape
     if height % factor or width % factor:
-        raise ValueError(f"frames of {height} x {width} pixels are not a multiple of the pooling factor {factor}")
+        raise ValueError(f"frames of {height} x {width} pixels are not a multiple of the patch size {factor}")
     x = pipeline.to_video_tensor(video[:, probes.latent_pixel_frames(frames)])                 # (n, 3, f, H, W)
-    pooled = torch.nn.functional.avg_pool3d(x, (1, factor, factor))                             # (n, 3, f, h, w)
-    return rearrange(pooled, 'n c f h w -> n f h w c').contiguous()
+    return rearrange(x, 'n c f (h p) (w q) -> n f h w (p q c)', p=factor, q=factor).contiguous()
 
 def load_model(model: str, preset: str, seed: int = 0):
     "A model of `MODELS` for a preset (None for the baselines) and its training step."
