@@ -12,8 +12,9 @@ JOBS   ?= 2
 STUDY_NOTEBOOKS ?= 06 04 07 05 08 11 09
 # The analyses beyond the main table: layers and noise (10), the explorer's static view (12), model size and training
 # budget (13), what a frame of the world gives away about depth (14: the references for the depth row), and what the
-# world's category and motion labels need (15: the object given, beside the features).
-SWEEP_NOTEBOOKS ?= 10 12 13 14 15
+# world's category and motion labels need (15: the object given, beside the features), and zero-shot correspondence on
+# real image pairs (16: no probe, every block and noise level).
+SWEEP_NOTEBOOKS ?= 10 12 13 14 15 16
 
 # torch==2.13.0 first: it is the CPU build this machine carries; the range in settings.ini
 # (torch>=2.4) is then already satisfied and pip pulls nothing larger.

@@ -94,8 +94,8 @@ def wrong_type(value):
     return {bool: 'yes', int: 'one', float: 'high', str: 3, list: 'video'}[type(value)]
 
 
-def test_the_experiment_notebooks_are_04_to_15():
-    assert [nb.name[:2] for nb in NOTEBOOKS] == [f'{i:02d}' for i in range(4, 16)]
+def test_the_experiment_notebooks_are_04_to_16():
+    assert [nb.name[:2] for nb in NOTEBOOKS] == [f'{i:02d}' for i in range(4, 17)]
 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])

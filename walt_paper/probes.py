@@ -22,7 +22,7 @@ __all__ = ['TASKS', 'WORLD_TASKS', 'feature_noise', 'extract_features', 'latent_
            'CrossAttentionBlock', 'TokenEmbedding', 'fourier_features', 'cell_centres', 'AttentiveClassifier',
            'DepthDecoder', 'PoseRegressor', 'pose_matrices', 'TrackReadout', 'task_spec', 'latent_pixel_frames',
            'task_targets', 'build_probe', 'start_at_prior', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe',
-           'trivial_predictions', 'trivial_metrics', 'main_metric', 'feature_pca']
+           'trivial_predictions', 'trivial_metrics', 'main_metric', 'feature_pca', 'dense_correspondence']
 
 # %% ../nbs/03_probes.ipynb #ba693867
 _NOISE_STREAM = 0xFEA7   # keeps feature noise apart from the training loop's (seed, step, example) streams
@@ -739,3 +739,32 @@ def feature_pca(features: torch.Tensor, k: int = 3) -> tuple[torch.Tensor, torch
     lo, hi = torch.quantile(projections, 0.01, dim=0), torch.quantile(projections, 0.99, dim=0)
     scaled = ((projections - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1)
     return scaled.reshape(*features.shape[:-1], k), projections.reshape(*features.shape[:-1], k)
+
+# %% ../nbs/03_probes.ipynb #eb7b0d25
+def dense_correspondence(feats_a: torch.Tensor, feats_b: torch.Tensor, points, size, chunk: int = 4096) -> torch.Tensor:
+    """Zero-shot correspondence (DIFT's nearest-neighbour readout): token features (h, w, D) of images A and B, each
+    upsampled bilinearly to `size` = (H, W) pixels (or one side) and L2-normalised per pixel; each query pixel of A
+    (`points` (N, 2) integer xy, pixel centres at integers) goes to the pixel of B whose feature has the largest cosine
+    similarity (the first such pixel in row-major order on a tie: within half a token of the border, bilinear
+    upsampling repeats the outer tokens, so those pixels tie). Returns (N, 2) float32 xy in B's pixels."""
+    for name, f in (('feats_a', feats_a), ('feats_b', feats_b)):
+        if not isinstance(f, torch.Tensor) or f.ndim != 3 or f.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty tensor (h, w, D) of one image's tokens; got shape {tuple(getattr(f, 'shape', ()))}")
+    if feats_a.shape[-1] != feats_b.shape[-1]:
+        raise ValueError(f"feats_a has width {feats_a.shape[-1]} but feats_b {feats_b.shape[-1]}; both images need the same features")
+    H, W = (size, size) if np.ndim(size) == 0 else tuple(size)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in (H, W)):
+        raise ValueError(f"size={size!r} must be a positive int or (H, W) of positive ints")
+    points = torch.as_tensor(np.asarray(points))
+    if points.ndim != 2 or points.shape[1] != 2 or points.dtype.is_floating_point or points.dtype == torch.bool:
+        raise ValueError(f"points must be integer pixel xy of shape (N, 2); got {points.dtype} of shape {tuple(points.shape)}")
+    outside = (points[:, 0] < 0) | (points[:, 0] >= W) | (points[:, 1] < 0) | (points[:, 1] >= H)
+    if outside.any():
+        raise ValueError(f"{int(outside.sum())} of {len(points)} points lie outside the {W} x {H} image (x in 0..{W - 1}, y in 0..{H - 1})")
+    def pixel_features(f):   # (h, w, D) -> (H * W, D), unit length per pixel
+        up = F.interpolate(f.float().permute(2, 0, 1)[None], size=(int(H), int(W)), mode='bilinear', align_corners=False)[0]
+        return F.normalize(up.flatten(1).T, dim=1)
+    a, b = pixel_features(feats_a), pixel_features(feats_b)
+    queries = a[points[:, 1].long() * W + points[:, 0].long()]                       # (N, D)
+    best = torch.cat([(q @ b.T).argmax(1) for q in queries.split(chunk)]) if len(queries) else torch.zeros(0, dtype=torch.long)
+    return torch.stack([best % W, best // W], 1).float()
