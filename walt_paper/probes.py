@@ -751,8 +751,8 @@ def dense_correspondence(feats_a: torch.Tensor, feats_b: torch.Tensor, points, s
         if not isinstance(f, torch.Tensor) or f.ndim != 3 or f.numel() == 0:
             raise ValueError(f"{name} must be a non-empty tensor (h, w, D) of one image's tokens; got shape {tuple(getattr(f, 'shape', ()))}")
     if feats_a.shape[-1] != feats_b.shape[-1]:
-        raise ValueError(f"feats_a has width {feats_a.shape[-1]} but feats_b {feats_b.shape[-1]}; both images need the same features")
-    H, W = (size, size) if np.ndim(size) == 0 else tuple(size)
+        raise ValueError(f"feats_a has feature size D = {feats_a.shape[-1]} but feats_b {feats_b.shape[-1]}; both images need the same features")
+    H, W = (size, size) if np.ndim(size) == 0 else (tuple(size) if np.shape(size) == (2,) else (None, None))
     if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in (H, W)):
         raise ValueError(f"size={size!r} must be a positive int or (H, W) of positive ints")
     points = torch.as_tensor(np.asarray(points))
