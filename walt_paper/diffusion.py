@@ -163,9 +163,13 @@ def predict_eps(x_t: torch.Tensor, v: torch.Tensor, t, schedule: Schedule | None
     return sigma * x_t + alpha * v
 
 # %% ../nbs/02_diffusion.ipynb #9f774c59
+def _self_conditions(model) -> bool:
+    "Whether `model` takes a self-conditioning input: not a WALT (bare or DDP-wrapped) built with `self_condition=False`."
+    return bool(getattr(getattr(getattr(model, 'module', model), 'config', None), 'self_condition', True))
+
 def _predict_v(model, x: torch.Tensor, t: torch.Tensor, self_cond: torch.Tensor) -> torch.Tensor:
-    "Call `model(x, t, self_cond=...)`, checking that it returns v of x's shape."
-    v = model(x, t, self_cond=self_cond)
+    "Call `model(x, t, self_cond=...)` (None for a model without self-conditioning), checking that it returns v of x's shape."
+    v = model(x, t, self_cond=self_cond if _self_conditions(model) else None)
     if not isinstance(v, torch.Tensor) or v.shape != x.shape:
         raise ValueError(f"the model must return v with the input's shape {tuple(x.shape)}; "
                          f"got {type(v).__name__} {tuple(getattr(v, 'shape', ()))}")
@@ -182,6 +186,8 @@ def diffusion_loss(model, x0: torch.Tensor, generator: torch.Generator | None = 
     if not isinstance(x0, torch.Tensor): raise TypeError(f"x0 must be a tensor of latents (B, c, f, h, w); got {type(x0).__name__}")
     if x0.ndim < 2: raise ValueError(f"x0 must be a batch of latents (B, c, f, h, w); got shape {tuple(x0.shape)}")
     if not 0 <= self_cond_prob <= 1: raise ValueError(f"self_cond_prob={self_cond_prob} must lie in [0, 1]")
+    if self_cond_prob > 0 and not _self_conditions(model):
+        raise ValueError(f"self_cond_prob={self_cond_prob}, but the model was built with self_condition=False: pass self_cond_prob=0")
     if reduction not in ('mean', 'none'): raise ValueError(f"reduction={reduction!r}; valid values are 'mean' and 'none'")
     batch, draw_device = x0.shape[0], (generator.device if generator is not None else x0.device)
     if timesteps is None:
@@ -255,6 +261,8 @@ def ddim_sample(model, shape, steps: int = 50, generator: torch.Generator | None
     """Sample x0 by DDIM (Song et al. 2021) over trailing timesteps (Lin et al. 2024) with v-prediction and
     self-conditioning on the previous x̂0 (Chen et al. 2022, Alg. 2). `noise` overrides the starting noise."""
     schedule = schedule or default_schedule()
+    if self_condition and not _self_conditions(model):
+        raise ValueError("self_condition=True, but the model was built with self_condition=False: pass self_condition=False")
     shape = tuple(int(s) for s in shape)
     device = torch.device(device) if device is not None else (noise.device if noise is not None else torch.device('cpu'))
     draw_device = generator.device if generator is not None else device

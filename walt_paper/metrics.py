@@ -240,7 +240,8 @@ def point_track_metrics(pred_tracks, pred_visible, gt_tracks, gt_visible, size=N
                         query_mode: str = 'first') -> dict:
     """TAP-Vid metrics (Doersch et al. 2022; `compute_tapvid_metrics` in deepmind/tapnet): occlusion accuracy,
     pts_within_{1,2,4,8,16} and their mean (<δ^x_avg), jaccard_{1,2,4,8,16} and their mean (average Jaccard),
-    per video then averaged over videos. Tracks `(N, P, F, 2)` pixel xy in frames of `size` (H, W) (None:
+    per video then averaged over videos (a video with nothing to score, e.g. no visible point after the query, is
+    NaN in the reference and left out of the mean here). Tracks `(N, P, F, 2)` pixel xy in frames of `size` (H, W) (None:
     already 256-scaled), visibility `(N, P, F)`; `query_frames` `(N, P)` (default 0) is never evaluated,
     nor are the frames before it in 'first' mode ('strided': all others are)."""
     if query_mode not in ('first', 'strided'): raise ValueError(f"query_mode={query_mode!r}; valid modes are 'first' and 'strided'")
