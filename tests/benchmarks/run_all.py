@@ -2,7 +2,8 @@
 header with the machine, torch, the date and the git sha; the whole study's recorded times follow.
 
 Run:  .venv/bin/python tests/benchmarks/run_all.py [--preset paper]   (or `make bench`)
-Each script also runs alone; see its docstring. Run on an otherwise idle machine.
+Each script also runs alone; see its docstring. Run on an otherwise idle machine. A script that fails is recorded
+with its exit status and error, and the run then exits non-zero.
 """
 import argparse, datetime, json, os, platform, subprocess, sys
 from pathlib import Path
@@ -62,17 +63,19 @@ def main():
             f"`make bench` (tests/benchmarks/run_all.py --preset {args.preset}); git {git_sha()}, "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "
             f"torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}.", ""]
-    body = []
+    body, failed = [], []
     for title, cmd in scripts(args.preset):
         print(f"== {title}", flush=True)
         out = subprocess.run([sys.executable, str(HERE/cmd[0]), *cmd[1:]], capture_output=True, text=True, cwd=repo_root())
         print(out.stdout, end=''); print(out.stderr[-2000:], end='', file=sys.stderr)
         body += [f"## {title}", "", f"`python tests/benchmarks/{' '.join(cmd)}`" + ('' if out.returncode == 0 else f" (exit {out.returncode})"),
                  "", "```", out.stdout.strip() or out.stderr.strip()[-1500:], "```", ""]
+        if out.returncode: failed.append(f"{cmd[0]} (exit {out.returncode})")
     body += ["## The whole study (recorded by the commands that ran it)", "", *study_times(), ""]
     path = repo_root()/'figures'/'benchmarks.md'
     atomic_write_bytes(path, '\n'.join(head + body).encode())
     print(f"wrote {path}")
+    if failed: sys.exit(f"failed: {', '.join(failed)}; their output is in {path}")   # make bench fails too
 
 
 if __name__ == '__main__':
