@@ -2,11 +2,11 @@
 `LatteTransformer3DModel` (spatial and temporal attention blocks alternating), at equal width, depth,
 heads and token count, on the same loss, data and optimiser; then a shared check that both learn.
 
-Run:  .venv/bin/python tests/benchmarks/bench_peers.py [--preset paper] [--steps 5] [--learn 100]
+Run:  .venv/bin/python tests/benchmarks/bench_peers.py [--preset paper] [--steps 10] [--learn 100]
 Needs diffusers (`pip install -e '.[bench]'`). Both models are called as v(x_t, t, self_cond): Latte
 gets the self-conditioning input as extra channels (as WALT does) and one learned null caption token
 for its cross-attention, so both train with `diffusion.diffusion_loss` (v-prediction, self-conditioning
-p = 0.9). Printed: parameters, ms per step (median), tokens per second and the ratio ours / theirs;
+p = 0.9). Printed: parameters, ms per step (median; the two models' steps alternate), tokens per second and the ratio ours / theirs;
 then the loss of both over `--learn` steps on the preset's real latents (mean of the first and last
 tenth of the steps). Run it on an otherwise idle machine.
 """
@@ -40,16 +40,18 @@ class LatteDenoiser(nn.Module):
         return self.latte(torch.cat([x, self_cond], 1), timestep=t * 1000, encoder_hidden_states=caption, return_dict=False)[0]
 
 
-def time_steps(model, batches, steps):
-    "Median seconds of a full training step (loss, backward, AdamW) over `steps` steps after one warm-up."
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    times = []
+def time_steps(models: dict, batches, steps):
+    """Median seconds of a full training step (loss, backward, AdamW) of each model over `steps` steps after one
+    warm-up, the models taking turns step by step: a machine that slows down for a while slows both alike."""
+    opts = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in models.items()}
+    gens = {name: torch.Generator().manual_seed(0) for name in models}
+    times = {name: [] for name in models}
     for s in range(steps + 1):
-        start = time.perf_counter()
-        diffusion_loss(model, batches[s % len(batches)], g).backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+        for name, model in models.items():
+            start = time.perf_counter()
+            diffusion_loss(model, batches[s % len(batches)], gens[name]).backward(); opts[name].step(); opts[name].zero_grad(set_to_none=True)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t[1:]) for name, t in times.items()}
 
 
 def learn(model, clips, steps, batch, lr):
@@ -67,7 +69,7 @@ def learn(model, clips, steps, batch, lr):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--preset', choices=sorted(PRESETS), default='paper')
-    parser.add_argument('--steps', type=int, default=5, help='timed steps per model')
+    parser.add_argument('--steps', type=int, default=10, help='timed steps per model (the models take turns)')
     parser.add_argument('--learn', type=int, default=100, help='steps of the shared learning check (0: skip)')
     args = parser.parse_args()
     study, side = STUDY[args.preset], PRESETS[args.preset]['size'] // 8
@@ -78,9 +80,8 @@ def main():
     models = {'WALT (ours, video)': build_walt(size, 'video'), 'Latte (diffusers)': LatteDenoiser(size, side)}
     batches = [torch.randn(batch, 8, LATENT_FRAMES, side, side) for _ in range(2)]
     tokens = batch * LATENT_FRAMES * side * side
-    seconds = {}
+    seconds = time_steps(models, batches, args.steps)
     for name, model in models.items():
-        seconds[name] = time_steps(model, batches, args.steps)
         print(f"{name:20s} {count_parameters(model) / 1e6:.2f}M params, size {size} (width {WALT_SIZES[size]['width']}, "
               f"{WALT_SIZES[size]['depth']} blocks, {WALT_SIZES[size]['heads']} heads), batch {batch} x {LATENT_FRAMES} x "
               f"{side} x {side} = {tokens} tokens: {seconds[name] * 1000:.0f} ms/step, {tokens / seconds[name]:.0f} tokens/s")
