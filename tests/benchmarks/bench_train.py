@@ -3,7 +3,8 @@ fp32 matmul throughput, measured in the same run; optionally the wall time of tr
 
 Run:  .venv/bin/python tests/benchmarks/bench_train.py [--steps 5] [--no-compile] [--full PRESET]
 For each preset it prints the step's FLOPs (counted by torch's FlopCounterMode: the
-self-conditioning pass, the forward and the backward), seconds per step (median) and the
+self-conditioning pass, the forward and the backward; this script adds the formula torch lacks for the
+CPU kernel of fused attention), seconds per step (median) and the
 achieved GFLOP/s as a fraction of a large fp32 matmul's; then the paper preset's V-WALT step under
 torch.compile (inductor) beside the same step eager, with the compile time (--no-compile skips it). --full trains the preset's models for
 real (resuming what exists in data/runs/<preset>) and prints each stage's wall time.
@@ -12,12 +13,24 @@ Run it on an otherwise idle machine: two busy cores halve every number.
 import argparse, os, platform, statistics, time, warnings
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
 
 from walt_paper.data import PRESETS
 from walt_paper.model import build_autoencoder, build_walt, count_parameters
 from walt_paper.pipeline import STUDY, LATENT_FRAMES, autoencoder_loss, walt_loss
 from walt_paper.train import step_generators
+
+# torch's FlopCounterMode has formulas for the GPU kernels of scaled_dot_product_attention but not for the CPU ones,
+# which the denoiser's no-grad self-conditioning pass and the probes' cross-attention run: without these their products
+# (2% of the paper denoiser step) went uncounted. bench_profile and bench_probes import this module, so they count them too.
+if torch.ops.aten._scaled_dot_product_flash_attention_for_cpu not in torch.utils.flop_counter.flop_registry:   # (once per process)
+    @register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu)
+    def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    @register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward)
+    def _cpu_sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
 def matmul_gflops(n=2048, repeats=10):
