@@ -185,7 +185,7 @@ def main(argv=None):
         p.add_argument('--out', default=None, help='run folder for checkpoints and the loss log')
         p.add_argument('--steps', type=int, default=None, help="training steps (default: the preset's)")
         p.add_argument('--ckpt-every', type=int, default=None, help="steps between checkpoints (default: the preset's)")
-        p.add_argument('--no-resume', action='store_true', help='ignore an existing checkpoint in --out (it is overwritten)')
+        p.add_argument('--no-resume', action='store_true', help='start afresh: checkpoints already in --out move to checkpoints.replaced-<time> beside them')
         p.add_argument('--no-progress', action='store_true', help='no progress bar')
     r.add_argument('notebooks', nargs='*', help='notebook names or number prefixes (default: all experiments)')
     r.add_argument('--force', action='store_true', help='rerun notebooks that already ran')

@@ -92,12 +92,13 @@ def save_checkpoint(folder, step: int, model: nn.Module, ema: nn.Module, optimiz
     atomic_write_bytes(tmp/'ema.safetensors', st_save({k: v.contiguous() for k, v in ema.state_dict().items()}))
     atomic_write_bytes(tmp/'optimizer.pt', _state_bytes(optimizer.state_dict()))
     atomic_write_bytes(tmp/'state.json', json.dumps({**state, 'step': step, 'rng': torch.get_rng_state().tolist()}).encode())
-    final = folder/name
-    if final.exists(): shutil.rmtree(final)
+    final, replaced = folder/name, folder/f'.{name}.replaced'
+    if final.exists(): shutil.rmtree(replaced, ignore_errors=True); os.replace(final, replaced)   # deleted once the new one is in place
     os.replace(tmp, final)
     atomic_write_bytes(folder/'latest', name.encode())
+    shutil.rmtree(replaced, ignore_errors=True)
     for old in sorted(folder.glob('step-*'))[:-keep]:
-        if not (keep_every and int(old.name.split('-')[1]) % keep_every == 0): shutil.rmtree(old, ignore_errors=True)
+        if old != final and not (keep_every and int(old.name.split('-')[1]) % keep_every == 0): shutil.rmtree(old, ignore_errors=True)
     return final
 
 def latest_checkpoint(folder) -> Path | None:
@@ -129,7 +130,8 @@ def load_checkpoint(path) -> dict:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
             raise ValueError(f"corrupt checkpoint file {path/fname} (truncated or overwritten? {reason}); {_VALID_CHECKPOINT}") from e
     out = {key: read(f'{key}.safetensors', st_load) for key in ('model', 'ema')}
-    out['optimizer'] = read('optimizer.pt', lambda b: torch.load(io.BytesIO(b), weights_only=False))
+    # onto the CPU: a GPU run's state loads anywhere (the optimizer moves it to its parameters' device when loaded)
+    out['optimizer'] = read('optimizer.pt', lambda b: torch.load(io.BytesIO(b), map_location='cpu', weights_only=False))
     out['state'] = read('state.json', json.loads)
     lacking = ['step', 'rng', 'losses'] if not isinstance(out['state'], dict) else \
               [k for k in ('step', 'rng', 'losses') if k not in out['state']]
@@ -170,6 +172,13 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, losses = 0, []
+    sha = git_sha()                                  # the code this run started with (read once per process)
+    if not resume and rank == 0 and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        aside = out/f"checkpoints.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(ckpt_dir, aside)                  # kept, not mixed with (or pruned by) the new run's checkpoints
+        if (out/'loss.csv').exists(): os.replace(out/'loss.csv', aside/'loss.csv')
+        print(f"resume=False: the earlier checkpoints in {ckpt_dir} are now in {aside}")
+    if not resume and world > 1: torch.distributed.barrier()
     latest = latest_checkpoint(ckpt_dir) if resume else None
     if latest is not None:
         ck = load_checkpoint(latest)
@@ -185,7 +194,7 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc=run.get('name', 'train'))
     def checkpoint():
         if rank == 0:
-            state = {'run': run, 'losses': losses, 'git_sha': git_sha(), 'torch': torch.__version__, 'world_size': world}
+            state = {'run': run, 'losses': losses, 'git_sha': sha, 'torch': torch.__version__, 'world_size': world}
             save_checkpoint(ckpt_dir, step, model, ema, optimizer, state, keep=cfg.keep, keep_every=cfg.keep_every)
             atomic_write_bytes(out/'loss.csv', ('step,loss\n' + ''.join(f'{s},{l!r}\n' for s, l in losses)).encode())
         if world > 1: torch.distributed.barrier()
