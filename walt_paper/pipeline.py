@@ -21,9 +21,9 @@ from .train import TrainConfig, fit, latest_checkpoint, load_checkpoint, step_ge
 # %% auto #0
 __all__ = ['STUDY', 'KL_WEIGHT', 'IMAGE_FRACTION', 'LATENT_FRAMES', 'study_config', 'run_dir', 'to_video_tensor', 'ae_crops',
            'autoencoder_loss', 'world_key', 'train_autoencoder', 'load_autoencoder', 'autoencoder_key',
-           'reconstruction_quality', 'encode_clips', 'encoded_split', 'latents', 'walt_batch', 'is_image_step',
-           'walt_loss', 'walt_run', 'train_walt', 'load_walt', 'generate', 'plot_samples', 'read_losses', 'plot_losses',
-           'train_models', 'save_training_figures']
+           'reconstruction_quality', 'encode_clips', 'encoder_code', 'encoded_split', 'latents', 'walt_batch',
+           'is_image_step', 'walt_loss', 'walt_run', 'train_walt', 'load_walt', 'generate', 'plot_samples',
+           'read_losses', 'plot_losses', 'train_models', 'save_training_figures']
 
 # %% ../nbs/02b_pipeline.ipynb #1c1028e7
 STUDY = {
@@ -194,12 +194,17 @@ def encode_clips(ae: Autoencoder, clips: np.ndarray, batch_size: int = 16, image
         out_frames.append(rearrange(z.float().cpu(), '(b f) c 1 h w -> b c f h w', b=len(x)))
     return {'clips': torch.cat(out_clips).numpy(), 'frames': torch.cat(out_frames).numpy()}
 
+def encoder_code() -> str:
+    "Hash of the code that turns pixels into latents: `encode_clips`, `to_video_tensor` and the autoencoder's module."
+    import sys
+    return source_hash(encode_clips, to_video_tensor, sys.modules[Autoencoder.__module__])
+
 def encoded_split(split: str, preset: str | None = None, ae_folder=None) -> dict:
-    "The raw (unnormalised) latents of a world split, cached by autoencoder checkpoint and pixels."
+    "The raw (unnormalised) latents of a world split, cached by autoencoder checkpoint, pixels and encoding code."
     preset = get_preset(preset)['preset']
     ae_key = autoencoder_key(preset, ae_folder)                    # no autoencoder: stop before rendering anything
     world = world_split(split, preset)
-    path = data_dir('latents')/f'{preset}-{split}-{content_key(ae_key, world_key(world), source_hash(encode_clips, to_video_tensor))}.npz'
+    path = data_dir('latents')/f'{preset}-{split}-{content_key(ae_key, world_key(world), encoder_code())}.npz'
     if path.exists():
         try: return load_npz(path, memo=True)
         except DamagedFileError: path.unlink(missing_ok=True)

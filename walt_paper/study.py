@@ -145,7 +145,7 @@ def _encode_splits(videos: dict, preset: str) -> dict:
     mean, std = stats['mean'][None], stats['std'][None]                                       # (1, c, 1, 1, 1)
     out = {}
     for split, video in videos.items():
-        key = content_key(ae_key, list(video.shape), video, source_hash(_encode))
+        key = content_key(ae_key, list(video.shape), video, source_hash(_encode), pipeline.encoder_code())
         raw = cached_arrays(f'{preset}-videos', key, lambda: _encode(ae, video), folder='latents')
         out[split] = {k: ((torch.from_numpy(raw[k]) - mean) / std).float() for k in ('clips', 'images')}
     return out
