@@ -174,7 +174,8 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
     step, losses = 0, []
     sha = git_sha()                                  # the code this run started with (read once per process)
     if not resume and rank == 0 and ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
-        aside = out/f"checkpoints.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = time.strftime('%Y%m%d-%H%M%S'); aside, n = out/f'checkpoints.replaced-{stamp}', 1
+        while aside.exists(): n += 1; aside = out/f'checkpoints.replaced-{stamp}-{n}'   # two fresh starts within a second
         os.replace(ckpt_dir, aside)                  # kept, not mixed with (or pruned by) the new run's checkpoints
         if (out/'loss.csv').exists(): os.replace(out/'loss.csv', aside/'loss.csv')
         print(f"resume=False: the earlier checkpoints in {ckpt_dir} are now in {aside}")
