@@ -145,10 +145,10 @@ def depth_metrics(pred, gt, valid=None, align: str = 'none') -> dict:
     abs_rel, rmse, delta1 = per_image.mean(0)                                # mean over images with a valid pixel
     return dict(abs_rel=float(abs_rel), rmse=float(rmse), delta1=float(delta1))
 
-def depth_scores(pred, gt) -> dict:
+def depth_scores(pred, gt, valid=None) -> dict:
     "`depth_metrics` of `pred` against `gt` as metric depth and after per-image median scaling (keys `*_median_scaled`)."
-    out = depth_metrics(pred, gt)
-    out.update({f'{k}_median_scaled': v for k, v in depth_metrics(pred, gt, align='median').items()})
+    out = depth_metrics(pred, gt, valid)
+    out.update({f'{k}_median_scaled': v for k, v in depth_metrics(pred, gt, valid, align='median').items()})
     return out
 
 # %% ../nbs/03a_metrics.ipynb #489cf68a
@@ -237,13 +237,14 @@ def _scale_to_256(size) -> np.ndarray:
     return 256 / sides[::-1]                                                     # (x factor, y factor)
 
 def point_track_metrics(pred_tracks, pred_visible, gt_tracks, gt_visible, size=None, query_frames=None,
-                        query_mode: str = 'first') -> dict:
+                        query_mode: str = 'first', point_valid=None) -> dict:
     """TAP-Vid metrics (Doersch et al. 2022; `compute_tapvid_metrics` in deepmind/tapnet): occlusion accuracy,
     pts_within_{1,2,4,8,16} and their mean (<δ^x_avg), jaccard_{1,2,4,8,16} and their mean (average Jaccard),
     per video then averaged over videos (a video with nothing to score, e.g. no visible point after the query, is
     NaN in the reference and left out of the mean here). Tracks `(N, P, F, 2)` pixel xy in frames of `size` (H, W) (None:
     already 256-scaled), visibility `(N, P, F)`; `query_frames` `(N, P)` (default 0) is never evaluated,
-    nor are the frames before it in 'first' mode ('strided': all others are)."""
+    nor are the frames before it in 'first' mode ('strided': all others are). `point_valid` `(N, P)` (default all)
+    leaves out points that are not there (the padding of videos with fewer points, as TAP-Vid's loaders pad)."""
     if query_mode not in ('first', 'strided'): raise ValueError(f"query_mode={query_mode!r}; valid modes are 'first' and 'strided'")
     pred_tracks, gt_tracks = _numpy(pred_tracks, 'pred_tracks').astype(np.float64), _numpy(gt_tracks, 'gt_tracks').astype(np.float64)
     pred_visible, gt_visible = _numpy(pred_visible, 'pred_visible'), _numpy(gt_visible, 'gt_visible')
@@ -258,11 +259,16 @@ def point_track_metrics(pred_tracks, pred_visible, gt_tracks, gt_visible, size=N
     query_frames = _integers(query_frames, 'query_frames')
     if ((query_frames < 0) | (query_frames >= n_frames)).any():
         raise ValueError(f"query_frames must lie in [0, F={n_frames}); got values from {query_frames.min()} to {query_frames.max()}")
+    if point_valid is not None:
+        point_valid = _numpy(point_valid, 'point_valid')
+        _check_shapes(point_valid=(point_valid, (n_videos, n_points)))
+        point_valid = _boolean(point_valid, 'point_valid')
     _check_finite(pred_tracks, 'pred_tracks')
     _check_finite(gt_tracks, 'gt_tracks', where=gt_visible[..., None])
     scale = _scale_to_256(size)
     frames, query = np.arange(n_frames), query_frames[..., None]                 # (F,), (N, P, 1)
     evaluated = frames > query if query_mode == 'first' else frames != query    # (N, P, F)
+    if point_valid is not None: evaluated = evaluated & point_valid[..., None]
     gt_scored = gt_visible & evaluated                                           # (N, P, F) positions scored
     with np.errstate(invalid='ignore', over='ignore'):                           # gt of occluded points may be anything
         squared_distance = (((pred_tracks - gt_tracks) * scale) ** 2).sum(-1)      # (N, P, F) in 256-pixels^2

@@ -409,13 +409,20 @@ class TrackReadout(nn.Module):
         "Bilinear features at continuous positions (grid_sample, align_corners=False: token centres at (i + 0.5) / h)."
         return rearrange(F.grid_sample(maps, xy[:, :, None], mode='bilinear', padding_mode='border', align_corners=False), 'n c p 1 -> n p c')
 
-    def forward(self, features, queries, query_frame: int = 0) -> dict:  # features (B, f, h, w, dim), queries (B, P, 2 | 4)
+    def forward(self, features, queries, query_frame=0) -> dict:  # features (B, f, h, w, dim), queries (B, P, 2 | 4)
+        "`query_frame`: the frame every query sits in (an int), or each query's own frame (B, P) (TAP-Vid's 'first' mode)."
         B, f, h, w, _ = features.shape
         tokens = self.embed(features)                                                    # (B, f, h, w, W)
         maps = rearrange(tokens, 'b f h w c -> (b f) c h w')
         query_state = self.to_state(queries)                                             # (B, P, k)
-        query = (self.sample(rearrange(tokens[:, query_frame], 'b h w c -> b c h w'), query_state[..., :2])
-                 + self.query_embed(fourier_features(query_state, self.bands)))           # (B, P, W)
+        if isinstance(query_frame, torch.Tensor) and query_frame.any():   # each query's feature from its own frame
+            every = self.sample(maps, repeat(query_state[..., :2], 'b p k -> (b f) p k', f=f))   # (Bf, P, W): all frames
+            every = rearrange(every, '(b f) p c -> b p f c', b=B)
+            sampled = every.gather(2, repeat(query_frame.long(), 'b p -> b p 1 c', c=every.shape[-1]))[:, :, 0]
+        else:
+            start = int(query_frame) if not isinstance(query_frame, torch.Tensor) else 0
+            sampled = self.sample(rearrange(tokens[:, start], 'b h w c -> b c h w'), query_state[..., :2])
+        query = sampled + self.query_embed(fourier_features(query_state, self.bands))    # (B, P, W)
         query = repeat(query, 'b p c -> (b f) p c', f=f)                                  # the same query in every frame
         frame_tokens = rearrange(tokens, 'b f h w c -> (b f) (h w) c')
         token_xy = cell_centres(h, w, features.device) / torch.tensor([w, h], device=features.device) * 2 - 1   # (hw, 2)
@@ -484,7 +491,10 @@ def latent_pixel_frames(pixel_frames: int = 17, temporal_factor: int = 4) -> lis
 def task_targets(task: str, world: dict, frames=None) -> dict:
     """The targets of `task` from a world dict (`render_world`'s keys) at the pixel frames `frames` the features stand for
     (default `latent_pixel_frames` of the clip). Tensors with examples along dim 0, plus 'size' (image side) where needed:
-    {'label'} | {'depth', 'size'} | {'pose'} | {'positions', 'visible', 'query', 'size'}."""
+    {'label'} | {'depth', 'size'[, 'valid']} | {'pose'} | {'positions', 'visible', 'query', 'size'} for boxes, queried at
+    frame 0, and for points also 'query_frame', 'point_valid': each point is queried at the first of `frames` where it is
+    visible (TAP-Vid's "first" mode), and a point visible in none of them, or marked invalid by the data's
+    'point_valid' (padding), is left out. A world's 'valid' (depth known) comes along as 'valid'."""
     spec = task_spec(task)
     missing = [k for k in spec['targets'] if k not in world]
     if missing: raise ValueError(f"task {task!r} needs world keys {list(spec['targets'])}; missing {missing}")
@@ -494,13 +504,31 @@ def task_targets(task: str, world: dict, frames=None) -> dict:
     frames = latent_pixel_frames(total) if frames is None else [int(i) for i in frames]
     if not frames or min(frames) < 0 or max(frames) >= total:
         raise ValueError(f"frames={frames} must be pixel frame indices in 0..{total - 1}")
-    if kind == 'depth': return {'depth': torch.from_numpy(first[:, frames]).float(), 'size': int(first.shape[-1])}
+    if kind == 'depth':
+        out = {'depth': torch.from_numpy(first[:, frames]).float(), 'size': int(first.shape[-1])}
+        if 'valid' in world:
+            valid = np.asarray(world['valid'])
+            if valid.shape != first.shape:
+                raise ValueError(f"world['valid'] has shape {valid.shape}; expected {first.shape}, the shape of world['depth']")
+            out['valid'] = torch.from_numpy(valid[:, frames]).bool()
+        return out
     if kind == 'pose': return {'pose': probe_metrics.relative_poses(torch.from_numpy(first[:, frames]).float())}
     if frames[0] != 0: raise ValueError(f"tracking queries sit at pixel frame 0, so frames must start at 0; got {frames}")
     if 'video' not in world: raise ValueError(f"task {task!r} needs world['video'] for the image size")
     positions = torch.from_numpy(first[:, :, frames]).float()                # frames is a list: numpy copies what it picks
     visible = torch.from_numpy(np.asarray(world[spec['targets'][1]])[:, :, frames]).bool()
-    return {'positions': positions, 'visible': visible, 'query': positions[:, :, 0].clone(), 'size': int(np.shape(world['video'])[2])}
+    size = int(np.shape(world['video'])[2])
+    if kind == 'box': return {'positions': positions, 'visible': visible, 'query': positions[:, :, 0].clone(), 'size': size}
+    point_valid = visible.any(-1)                                            # (n, P): seen in at least one frame
+    if 'point_valid' in world:
+        given = np.asarray(world['point_valid'])
+        if given.shape != tuple(point_valid.shape):
+            raise ValueError(f"world['point_valid'] has shape {given.shape}; expected {tuple(point_valid.shape)} (clips, points)")
+        point_valid &= torch.from_numpy(given).bool()
+    query_frame = visible.to(torch.uint8).argmax(-1) * point_valid            # the first visible frame (0 for a point left out)
+    query = positions.gather(2, query_frame[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
+    return {'positions': positions, 'visible': visible, 'query': query, 'query_frame': query_frame, 'point_valid': point_valid,
+            'size': size}
 
 # %% ../nbs/03_probes.ipynb #6651f443
 def build_probe(task: str, dim: int, frames: int, size: int | None = None, classes: int | None = None, **kwargs) -> nn.Module:
@@ -511,6 +539,14 @@ def build_probe(task: str, dim: int, frames: int, size: int | None = None, class
     if kind == 'depth': return DepthDecoder(dim, size, **kwargs)
     if kind == 'pose': return PoseRegressor(dim, frames, **kwargs)
     return TrackReadout(dim, size, frames, box=kind == 'box', **kwargs)
+
+def _mean_map(maps: torch.Tensor, valid=None, dims=(0, 1), keepdim: bool = False) -> torch.Tensor:
+    """`maps` (n, f, H, W) averaged over `dims` (each pixel's mean over clips and frames); with `valid`, over the valid
+    entries only, and an entry never valid takes the mean of every valid one."""
+    if valid is None: return maps.mean(dims, keepdim=keepdim)
+    valid = valid.float(); count = valid.sum(dims, keepdim=keepdim)
+    overall = (maps * valid).sum() / valid.sum().clamp_min(1)
+    return torch.where(count > 0, (maps * valid).sum(dims, keepdim=keepdim) / count.clamp_min(1), overall)
 
 def start_at_prior(probe: nn.Module, task: str, train_targets: dict) -> nn.Module:
     """Set `probe`'s output layer (zero weights, bias from `train_targets`) so that before training it predicts what needs
@@ -526,15 +562,18 @@ def start_at_prior(probe: nn.Module, task: str, train_targets: dict) -> nn.Modul
                              f"got {labels.dtype} {labels.tolist()[:8]}...")
         counts = torch.bincount(labels, minlength=classes).float()
         probe.start_at(((counts + 1) / (counts.sum() + classes)).log())                 # add-one smoothed: no class impossible
-    elif kind == 'depth': probe.start_at(train_targets['depth'].clamp_min(1e-6).log().mean((0, 1)))
+    elif kind == 'depth': probe.start_at(_mean_map(train_targets['depth'].clamp_min(1e-6).log(), train_targets.get('valid')))
     elif kind == 'pose': probe.start_at()
     else:
         if not train_targets['visible'].numel(): raise ValueError(f"train_targets['visible'] is empty: no visibility rate to start task {task!r} at")
-        probe.start_at(train_targets['visible'].float().mean())
+        point_valid = train_targets.get('point_valid')
+        if point_valid is None or point_valid.all(): probe.start_at(train_targets['visible'].float().mean())
+        else: probe.start_at(train_targets['visible'][point_valid].float().mean())
     return probe
 
 def _run_probe(kind: str, probe: nn.Module, features, targets: dict):
-    if kind in ('track', 'box'): return probe(features, targets['query'])
+    if kind == 'track': return probe(features, targets['query'], targets.get('query_frame', 0))
+    if kind == 'box': return probe(features, targets['query'])
     if kind == 'depth' and 'pixels' in targets: return probe(features, targets['pixels'])
     return probe(features)
 
@@ -542,17 +581,26 @@ def _probe_loss(kind: str, outputs, targets: dict, gamma: float = 0.8) -> torch.
     "The training loss of one probe on a batch (see the prose above)."
     if kind == 'classify': return F.cross_entropy(outputs, targets['label'])
     if kind == 'depth':
-        depth = targets['depth'] if 'pixels' not in targets else rearrange(targets['depth'], 'b f y x -> b f (y x)')[..., targets['pixels']]
-        return (outputs - depth.clamp_min(1e-6).log()).abs().mean()
+        at = lambda maps: maps if 'pixels' not in targets else rearrange(maps, 'b f y x -> b f (y x)')[..., targets['pixels']]
+        error = (outputs - at(targets['depth']).clamp_min(1e-6).log()).abs()
+        if 'valid' not in targets: return error.mean()
+        valid = at(targets['valid']).float()                                              # holes (no depth) teach nothing
+        return (error * valid).sum() / valid.sum().clamp_min(1)
     if kind == 'pose':
         pose, gt = pose_matrices(outputs), targets['pose']
         return F.mse_loss(pose[..., :3, :3], gt[..., :3, :3]) + F.mse_loss(pose[..., :3, 3], gt[..., :3, 3])
     size, visible = targets['size'], targets['visible']
+    point_valid = targets.get('point_valid')
+    every_point = point_valid is None or bool(point_valid.all())
+    if not every_point: visible = visible & point_valid[..., None]                          # points left out teach nothing
     mask = visible[..., None].float()                                                       # (B, P, f, 1)
     K, gt = len(outputs['estimates']), targets['positions'] / size * 2
     position = sum(gamma ** (K - 1 - k) * (F.smooth_l1_loss(e / size * 2, gt, reduction='none', beta=0.05) * mask).sum()
                    / (mask.sum() * gt.shape[-1]).clamp_min(1) for k, e in enumerate(outputs['estimates']))
-    return position + F.binary_cross_entropy_with_logits(outputs['visible_logits'], visible.float())
+    if every_point: return position + F.binary_cross_entropy_with_logits(outputs['visible_logits'], visible.float())
+    weight = point_valid[..., None].expand_as(visible).float()
+    visibility = (F.binary_cross_entropy_with_logits(outputs['visible_logits'], visible.float(), reduction='none') * weight).sum()
+    return position + visibility / weight.sum().clamp_min(1)
 
 def _probe_predictions(kind: str, outputs) -> dict:
     if kind == 'classify': return {'logits': outputs}
@@ -567,10 +615,11 @@ def task_metrics(task: str, predictions: dict, targets: dict) -> dict:
         return {m: float('nan') for m in spec['metrics']}
     kind, M = spec['probe'], probe_metrics
     if kind == 'classify': out = {'top1': M.top1_accuracy(predictions['logits'], targets['label'])}
-    elif kind == 'depth': out = M.depth_scores(predictions['depth'], targets['depth'])
+    elif kind == 'depth': out = M.depth_scores(predictions['depth'], targets['depth'], targets.get('valid'))
     elif kind == 'pose': out = M.camera_pose_metrics(predictions['pose'], targets['pose'])
     elif kind == 'track': out = M.point_track_metrics(predictions['positions'], predictions['visible'], targets['positions'],
-                                                       targets['visible'], size=targets['size'])
+                                                       targets['visible'], size=targets['size'], query_frames=targets.get('query_frame'),
+                                                       point_valid=targets.get('point_valid'))
     else: out = M.box_tracking_metrics(predictions['positions'], targets['positions'], targets['visible'])
     return {m: float(out[m]) for m in spec['metrics']}
 
@@ -627,7 +676,7 @@ class ProbeGrid:
             targets = {**targets, 'pixels': torch.randperm(targets['depth'][0, 0].numel(), generator=self.pixel_generator)[:self.depth_pixels]}
         if self.kind in ('track', 'box') and self.track_points and self.track_points < targets['query'].shape[1]:
             keep = torch.randperm(targets['query'].shape[1], generator=self.pixel_generator)[:self.track_points]
-            targets = {**targets, **{k: targets[k][:, keep] for k in ('positions', 'visible', 'query')}}
+            targets = {**targets, **{k: targets[k][:, keep] for k in ('positions', 'visible', 'query', 'query_frame', 'point_valid') if k in targets}}
         features, targets = features.to(self.device), _to_device(targets, self.device)
         losses = torch.stack([_probe_loss(self.kind, _run_probe(self.kind, p, features, targets), targets) for p in self.probes])
         self.optimizer.zero_grad(set_to_none=True)
@@ -714,7 +763,7 @@ def trivial_predictions(task: str, train: dict, test: dict) -> dict:
     if kind == 'classify':
         majority = int(torch.bincount(train['label']).argmax())
         return {'logits': F.one_hot(torch.full_like(test['label'], majority), max(majority + 1, int(test['label'].max()) + 1)).float()}
-    if kind == 'depth': return {'depth': train['depth'].mean(0, keepdim=True).expand_as(test['depth'])}
+    if kind == 'depth': return {'depth': _mean_map(train['depth'], train.get('valid'), 0, keepdim=True).expand_as(test['depth'])}
     if kind == 'pose': return {'pose': torch.eye(4, dtype=test['pose'].dtype)[:test['pose'].shape[-2]].expand_as(test['pose']).clone()}
     stay = test['query'][:, :, None].expand_as(test['positions']).clone()
     return {'positions': stay, 'visible': torch.ones_like(test['visible'])}
