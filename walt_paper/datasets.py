@@ -192,7 +192,7 @@ def graffiti(size: int | None = None) -> dict:
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')
 
 def read_image(path) -> np.ndarray:
-    "Read an 8-bit grey or RGB image file as uint8 (H, W, 3); other channel counts and bit depths raise ValueError."
+    "Read an 8-bit grey, RGB or CMYK image file as uint8 RGB (H, W, 3); alpha channels and other bit depths raise ValueError."
     from PIL import Image
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no image file at {path}")
@@ -202,12 +202,12 @@ def read_image(path) -> np.ndarray:
             image.load()
             if image.mode == 'P': image = image.convert('RGBA' if 'transparency' in image.info else 'RGB')
             mode, bands = image.mode, image.getbands()
-            array = np.asarray(image.convert('RGB') if mode in ('L', '1') else image)
+            array = np.asarray(image.convert('RGB') if mode in ('L', '1', 'CMYK') else image)
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError or ValueError on damaged files
         raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {str(e)[:120]})") from e
-    if mode not in ('L', '1', 'RGB'):
+    if mode not in ('L', '1', 'RGB', 'CMYK'):
         raise ValueError(f"{path} has {len(bands)} channels {''.join(bands)} (mode {mode}); "
-                         f"valid images have 3 (RGB) or 1 (8-bit grey, repeated to RGB)")
+                         f"valid images have 3 (RGB), 4 (CMYK, converted to RGB) or 1 (8-bit grey, repeated to RGB)")
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 def image_folder(root, size: int = 32, classes=None, max_per_class: int | None = None, seed: int = 0) -> dict:

@@ -306,11 +306,12 @@ def _decord():
     return decord
 
 def square_resize(frames: np.ndarray, side: int) -> np.ndarray:
-    "Centre-crop (..., H, W, 3) frames to a square and resize to side x side with area averaging (cv2.INTER_AREA)."
+    "Centre-crop (..., H, W, 3) frames to a square and resize to side x side: area averaging to shrink, bilinear to enlarge."
     h, w = frames.shape[-3:-1]; m = min(h, w); top, left = (h - m) // 2, (w - m) // 2
     crop = frames[..., top:top + m, left:left + m, :]
     flat = crop.reshape(-1, m, m, frames.shape[-1])                    # (F, m, m, C)
-    out = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in flat]) if len(flat) else \
+    how = cv2.INTER_AREA if m >= side else cv2.INTER_LINEAR          # (OpenCV's area resize enlarges otherwise)
+    out = np.stack([cv2.resize(f, (side, side), interpolation=how) for f in flat]) if len(flat) else \
           np.zeros((0, side, side, frames.shape[-1]), frames.dtype)
     return out.reshape(*frames.shape[:-3], side, side, frames.shape[-1])
 
