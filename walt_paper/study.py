@@ -18,10 +18,10 @@ from . import pipeline, probes
 
 # %% auto #0
 __all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'SWEEP_SETTINGS', 'REAL_CLIP_TASKS',
-           'NONE_DEFAULT_TYPES', 'default_block', 'sweep_blocks', 'preset_lock', 'ensure_models', 'select_latents',
-           'model_latents', 'pixel_features', 'load_model', 'model_features', 'encode_videos', 'dataset_features',
-           'tensor_key', 'probe_cache_path', 'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows',
-           'known_parameters', 'check_parameters', 'result_name']
+           'SETTINGS', 'NONE_DEFAULT_TYPES', 'default_block', 'sweep_blocks', 'preset_lock', 'ensure_models',
+           'select_latents', 'model_latents', 'pixel_features', 'load_model', 'model_features', 'encode_videos',
+           'dataset_features', 'tensor_key', 'probe_cache_path', 'cached_train_probe', 'probe_rows', 'test_summary',
+           'save_rows', 'save_summary', 'known_parameters', 'check_parameters', 'result_name']
 
 # %% ../nbs/03b_study.ipynb #40f0e83c
 BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
@@ -100,9 +100,7 @@ def load_model(model: str, preset: str, seed: int = 0):
     objective = model.split('-')[-1]
     walt = pipeline.load_walt(objective, preset)
     if model.startswith('random'): return probes.random_init_like(walt, seed).eval(), 0
-    from walt_paper.train import latest_checkpoint
-    step = int(latest_checkpoint(pipeline.run_dir(preset, f'{objective}-walt')/'checkpoints').name.split('-')[1])
-    return walt, step
+    return walt, int(walt.step)                     # the step of the checkpoint just loaded
 
 def _latent_split_features(model: str, walt, z: dict, blocks, noise: float, seed: int) -> dict:
     "{block: features (n, f, h, w, D)} of `model` (`walt`; None for the raw latents) on normalised latents `z`."
@@ -178,7 +176,8 @@ def tensor_key(x: torch.Tensor) -> str:
 
 @lru_cache(maxsize=None)
 def _probe_code_hash() -> str:
-    return source_hash(probes)
+    "The code a probe's rows come from: the probes and the metrics that score them."
+    return source_hash(probes, probes.probe_metrics)
 
 def probe_cache_path(task: str, features_key: str, targets: dict, settings: dict) -> Path:
     "Where `task`'s rows for features `features_key` and {split: targets} under probe `settings` are cached."
@@ -244,19 +243,30 @@ def probe_rows(task: str | list, model: str, preset: str | None = None, block: i
                    preset=preset, seed=seed)
     return df[RESULT_COLUMNS]
 
+SETTINGS = ('experiment', 'model_size', 'train_step', 'block', 'noise')   # what a model's rows may differ in besides the seed
+
 def test_summary(rows: pd.DataFrame, by=('task', 'dataset', 'model', 'metric')) -> pd.DataFrame:
-    "Mean and standard deviation over probe seeds of the test rows."
-    test = rows[rows['split'] == 'test']
-    return test.groupby(list(by), sort=False)['value'].agg(['mean', 'std', 'count']).reset_index()
+    """Mean and standard deviation over probe seeds of the test rows: one row per `by` and per value of each setting
+    (`SETTINGS`) that varies within those groups (a sweep's blocks and noise levels, sizes and steps), so that different
+    settings are never averaged together; settings the same throughout add no column."""
+    test, by = rows[rows['split'] == 'test'], list(by)
+    varying = [c for c in SETTINGS if c in test and c not in by
+               and bool((test.groupby(by, sort=False, dropna=False)[c].nunique(dropna=False) > 1).any())]
+    return test.groupby(by + varying, sort=False, dropna=False)['value'].agg(['mean', 'std', 'count']).reset_index()
 
 def save_rows(rows: pd.DataFrame, name: str, preset: str, out_dir=None) -> Path:
     "Write result rows as `<out_dir>/<name>.csv` (atomically; default: the preset's figures folder) and a Markdown table of the test summary beside it."
     out = Path(out_dir) if out_dir else figures_dir(preset)
     atomic_write_bytes(out/f'{name}.csv', rows.to_csv(index=False).encode())
-    summary = test_summary(rows)
-    head = f"rows: {name}.csv; preset {preset}; seeds {sorted(rows['seed'].unique().tolist())}; git {', '.join(sorted(rows['git_sha'].unique()))}\n\n"
-    atomic_write_bytes(out/f'{name}.md', (head + summary.to_markdown(index=False, floatfmt='.4f') + '\n').encode())
+    save_summary(rows, name, preset, out)
     return out/f'{name}.csv'
+
+def save_summary(rows: pd.DataFrame, name: str, preset: str, out_dir=None) -> Path:
+    "Write `<out_dir>/<name>.md`: the `test_summary` of rows (those of `<name>.csv`) under a line naming them, the preset, seeds and git shas."
+    out = Path(out_dir) if out_dir else figures_dir(preset)
+    head = f"rows: {name}.csv; preset {preset}; seeds {sorted(rows['seed'].unique().tolist())}; git {', '.join(sorted(rows['git_sha'].unique()))}\n\n"
+    atomic_write_bytes(out/f'{name}.md', (head + test_summary(rows).to_markdown(index=False, floatfmt='.4f') + '\n').encode())
+    return out/f'{name}.md'
 
 # %% ../nbs/03b_study.ipynb #d487ce5b
 def known_parameters(namespace: dict) -> dict:
