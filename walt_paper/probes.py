@@ -169,14 +169,17 @@ def latents_key(latents: torch.Tensor) -> str:
 
 @lru_cache(maxsize=None)
 def _feature_code_hash() -> str:
+    "The code features come from: the model, the noising (the diffusion module: schedule and q_sample) and the extraction."
+    import sys
     from walt_paper import model as walt_model
-    return source_hash(walt_model, feature_noise, extract_features, q_sample)
+    return source_hash(walt_model, feature_noise, extract_features, sys.modules[q_sample.__module__])
 
 def feature_cache_path(model, noise: float, block: int, seed: int, data_key: str, objective: str | None = None):
     "Where one block's features live: data/features/features-b<block>-t<noise>-<key>.npz, the key over every input."
     objective = _check_objective(model, objective)
+    arithmetic = 'cuda-bf16-autocast' if next(model.parameters()).device.type == 'cuda' else 'fp32'   # as extract_features runs
     key = content_key('features', checkpoint_hash(model), asdict(model.config), objective, data_key, int(block),
-                      float(noise), int(seed), _feature_code_hash())
+                      float(noise), int(seed), arithmetic, _feature_code_hash())
     return data_dir('features')/f'features-b{int(block)}-t{float(noise):g}-{key}.npz'
 
 def cached_features(model, latents: torch.Tensor, noise: float, blocks, seed: int = 0, data_key: str | None = None,
