@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .data import atomic_write_bytes, content_key, data_dir, get_preset, world_split, writable
+from .data import atomic_write_bytes, content_key, data_dir, get_preset, source_hash, world_split, writable
 
 # %% auto #0
 __all__ = ['LABELS', 'FEATURE_NET', 'gaussian_stats', 'frechet_distance', 'FeatureNet', 'video_features', 'feature_net']
@@ -80,10 +80,11 @@ def feature_net(preset: str | None = None, progress: bool = False) -> tuple[Feat
     from safetensors.torch import save as st_save, load as st_load
     preset = get_preset(preset)['preset']; settings = FEATURE_NET[preset]
     train, test = world_split('train', preset), world_split('test', preset)
-    key = content_key('feature-net', settings, train['video'], *(train[k] for k in LABELS))
+    from walt_paper import frechet                                  # this module as exported: its code keys the net too
+    key = content_key('feature-net', settings, train['video'], *(train[k] for k in LABELS), source_hash(frechet))
     folder = data_dir('runs', preset, 'feature-net'); weights, info = folder/f'{key}.safetensors', folder/f'{key}.json'
-    net = FeatureNet(settings['width'])
     if weights.exists() and info.exists():
+        with torch.random.fork_rng(devices=[]): net = FeatureNet(settings['width'])   # its draws (overwritten) leave the caller's stream alone
         net.load_state_dict(st_load(weights.read_bytes())); return net.eval(), json.loads(info.read_text())
     start = time.time()
     with torch.random.fork_rng(devices=[]):
