@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from .data import atomic_write_bytes, content_key, data_dir, get_preset, source_hash, world_split, writable
 
 # %% auto #0
-__all__ = ['LABELS', 'FEATURE_NET', 'gaussian_stats', 'frechet_distance', 'FeatureNet', 'video_features', 'feature_net']
+__all__ = ['LABELS', 'FEATURE_NET', 'gaussian_stats', 'frechet_distance', 'FeatureNet', 'video_features', 'feature_net',
+           'real_floor']
 
 # %% ../nbs/03c_frechet.ipynb #a7c8abe2
 def _sqrt_psd(a: np.ndarray) -> np.ndarray:
@@ -107,3 +108,19 @@ def feature_net(preset: str | None = None, progress: bool = False) -> tuple[Feat
     atomic_write_bytes(weights, st_save({k: v.contiguous() for k, v in net.state_dict().items()}))
     atomic_write_bytes(info, json.dumps(record, indent=1).encode())
     return net, record
+
+# %% ../nbs/03c_frechet.ipynb #b2e1d4f3
+def real_floor(net: FeatureNet, video: np.ndarray, samples: int) -> dict[str, list[float]]:
+    """The Fréchet distance between real sets of `samples` clips each: every further disjoint set of `video` (uint8
+    (n, F, H, W, 3)) against its first `samples` clips, on first frames ('fd_frames') and clips ('fd_clips'); empty
+    lists when `video` holds fewer than 2 * `samples` clips."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"samples={samples!r}: a Fréchet distance needs at least 2 samples a side")
+    reference = video[:samples]
+    ref = {'fd_frames': video_features(net, reference[:, :1]), 'fd_clips': video_features(net, reference)}
+    out = {k: [] for k in ref}
+    for k in range(1, len(video) // samples):
+        other = video[k * samples:(k + 1) * samples]
+        out['fd_frames'].append(frechet_distance(video_features(net, other[:, :1]), ref['fd_frames']))
+        out['fd_clips'].append(frechet_distance(video_features(net, other), ref['fd_clips']))
+    return out
