@@ -299,7 +299,8 @@ def generate(model: WALT, ae: Autoencoder, stats: dict, n: int, latent_shape: tu
     check_count(n)
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    z = ddim_sample(model, (n, *latent_shape), steps=steps, generator=g, device=device)
+    z = ddim_sample(model, (n, *latent_shape), steps=steps, generator=g, device=device,
+                    self_condition=model.config.self_condition)   # as the model was built
     z = z.cpu() * stats['std'] + stats['mean']
     video = ae.decode(z.to(next(ae.parameters()).device)).clamp(-1, 1)
     return ((rearrange(video, 'b c f h w -> b f h w c').cpu().numpy() + 1) * 127.5).round().astype(np.uint8)

@@ -516,7 +516,7 @@ def task_targets(task: str, world: dict, frames=None) -> dict:
             out['valid'] = torch.from_numpy(valid[:, frames]).bool()
         return out
     if kind == 'pose': return {'pose': probe_metrics.relative_poses(torch.from_numpy(first[:, frames]).float())}
-    if frames[0] != 0: raise ValueError(f"tracking queries sit at pixel frame 0, so frames must start at 0; got {frames}")
+    if frames[0] != 0: raise ValueError(f"tracking targets begin where the clip does (boxes are queried there, points at their first visible frame), so frames must start at 0; got {frames}")
     if 'video' not in world: raise ValueError(f"task {task!r} needs world['video'] for the image size")
     positions = torch.from_numpy(first[:, :, frames]).float()                # frames is a list: numpy copies what it picks
     visible = torch.from_numpy(np.asarray(world[spec['targets'][1]])[:, :, frames]).bool()
@@ -547,9 +547,10 @@ def _mean_map(maps: torch.Tensor, valid=None, dims=(0, 1), keepdim: bool = False
     """`maps` (n, f, H, W) averaged over `dims` (each pixel's mean over clips and frames); with `valid`, over the valid
     entries only, and an entry never valid takes the mean of every valid one."""
     if valid is None: return maps.mean(dims, keepdim=keepdim)
-    valid = valid.float(); count = valid.sum(dims, keepdim=keepdim)
-    overall = (maps * valid).sum() / valid.sum().clamp_min(1)
-    return torch.where(count > 0, (maps * valid).sum(dims, keepdim=keepdim) / count.clamp_min(1), overall)
+    known = torch.where(valid, maps, torch.zeros((), dtype=maps.dtype))                   # a hole may hold anything (0, NaN, inf)
+    count = valid.float().sum(dims, keepdim=keepdim)
+    overall = known.sum() / valid.float().sum().clamp_min(1)
+    return torch.where(count > 0, known.sum(dims, keepdim=keepdim) / count.clamp_min(1), overall)
 
 def start_at_prior(probe: nn.Module, task: str, train_targets: dict) -> nn.Module:
     """Set `probe`'s output layer (zero weights, bias from `train_targets`) so that before training it predicts what needs
@@ -571,6 +572,7 @@ def start_at_prior(probe: nn.Module, task: str, train_targets: dict) -> nn.Modul
         if not train_targets['visible'].numel(): raise ValueError(f"train_targets['visible'] is empty: no visibility rate to start task {task!r} at")
         point_valid = train_targets.get('point_valid')
         if point_valid is None or point_valid.all(): probe.start_at(train_targets['visible'].float().mean())
+        elif not point_valid.any(): raise ValueError(f"train_targets['point_valid'] is all False: no point to start task {task!r} at")
         else: probe.start_at(train_targets['visible'][point_valid].float().mean())
     return probe
 
@@ -587,8 +589,8 @@ def _probe_loss(kind: str, outputs, targets: dict, gamma: float = 0.8) -> torch.
         at = lambda maps: maps if 'pixels' not in targets else rearrange(maps, 'b f y x -> b f (y x)')[..., targets['pixels']]
         error = (outputs - at(targets['depth']).clamp_min(1e-6).log()).abs()
         if 'valid' not in targets: return error.mean()
-        valid = at(targets['valid']).float()                                              # holes (no depth) teach nothing
-        return (error * valid).sum() / valid.sum().clamp_min(1)
+        valid = at(targets['valid'])                                                      # holes (no depth) teach nothing
+        return torch.where(valid, error, torch.zeros((), dtype=error.dtype)).sum() / valid.float().sum().clamp_min(1)
     if kind == 'pose':
         pose, gt = pose_matrices(outputs), targets['pose']
         return F.mse_loss(pose[..., :3, :3], gt[..., :3, :3]) + F.mse_loss(pose[..., :3, 3], gt[..., :3, 3])

@@ -106,6 +106,8 @@ def latest_checkpoint(folder) -> Path | None:
     pointer = Path(folder)/'latest'
     if not pointer.exists(): return None
     path = Path(folder)/pointer.read_text().strip()
+    replaced = Path(folder)/f'.{path.name}.replaced'
+    if not path.is_dir() and replaced.is_dir(): os.replace(replaced, path)   # killed while re-saving this step: the old one stands
     if not path.is_dir():
         kept = sorted(p.name for p in Path(folder).glob('step-*') if p.is_dir())
         raise ValueError(f"{pointer} names {path.name!r}, which does not exist; the checkpoint folder is damaged: latest must name "
