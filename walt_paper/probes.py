@@ -587,9 +587,11 @@ def _probe_loss(kind: str, outputs, targets: dict, gamma: float = 0.8) -> torch.
     if kind == 'classify': return F.cross_entropy(outputs, targets['label'])
     if kind == 'depth':
         at = lambda maps: maps if 'pixels' not in targets else rearrange(maps, 'b f y x -> b f (y x)')[..., targets['pixels']]
-        error = (outputs - at(targets['depth']).clamp_min(1e-6).log()).abs()
+        depth = at(targets['depth'])
+        if 'valid' in targets:   # holes (no depth) teach nothing; whatever they hold (0, NaN, inf) is replaced first, so no NaN
+            valid = at(targets['valid']); depth = torch.where(valid, depth, torch.ones((), dtype=depth.dtype))   # reaches a gradient
+        error = (outputs - depth.clamp_min(1e-6).log()).abs()
         if 'valid' not in targets: return error.mean()
-        valid = at(targets['valid'])                                                      # holes (no depth) teach nothing
         return torch.where(valid, error, torch.zeros((), dtype=error.dtype)).sum() / valid.float().sum().clamp_min(1)
     if kind == 'pose':
         pose, gt = pose_matrices(outputs), targets['pose']
