@@ -224,3 +224,33 @@ def test_notebooks_run_longest_first_by_their_recorded_times(tmp_path):
         assert longest_first(given, tmp_path) == given, odd
     (tmp_path/'timing.json').write_text('{"notebooks": {"04_depth.ipynb": null, "07_tracking.ipynb": 10, "05_classification.ipynb": 20}}')
     assert [p.stem for p in longest_first(given, tmp_path)] == ['06_action', '04_depth', '13_new', '12_new', '05_classification', '07_tracking']
+
+
+def test_a_notebook_named_twice_runs_once():
+    from walt_paper.cli import experiment_notebooks
+    assert [p.name for p in experiment_notebooks(['04', '04_depth', '05', '04'])] == ['04_depth.ipynb', '05_classification.ipynb']
+
+
+def test_what_runs_follows_the_package_code_and_the_summary_follows_the_rest(tmp_path):
+    import json, os
+    from walt_paper.cli import experiment_notebooks, notebooks_to_run, package_hash
+    notebooks = experiment_notebooks(['04', '05', '09'])
+    for nb in notebooks: (tmp_path/nb.name).write_text('{}')                      # outputs newer than the notebooks
+    record = {'package': {nb.name: package_hash() for nb in notebooks}}
+    (tmp_path/'timing.json').write_text(json.dumps(record))
+    assert notebooks_to_run(notebooks, tmp_path) == []
+    record['package'][notebooks[0].name] = 'other code'                          # 04 made with other code: it and 09 run
+    (tmp_path/'timing.json').write_text(json.dumps(record))
+    assert [p.name for p in notebooks_to_run(notebooks, tmp_path)] == ['04_depth.ipynb', '09_main_table.ipynb']
+    assert len(notebooks_to_run(notebooks, tmp_path, force=True)) == 3
+    (tmp_path/'timing.json').unlink()                                            # no record: run (once) and record
+    assert len(notebooks_to_run(notebooks, tmp_path)) == 3
+
+
+def test_a_failed_rerun_leaves_no_output_that_looks_done(tmp_path):
+    from walt_paper.cli import run_notebooks
+    run_notebooks(['12'], 'smoke', force=True, out=tmp_path)
+    assert (tmp_path/'12_explorer.ipynb').exists()
+    with pytest.raises(SystemExit, match='12_explorer.ipynb'):
+        run_notebooks(['12'], 'smoke', force=True, out=tmp_path, bogus=1)     # fails at its parameter check
+    assert not (tmp_path/'12_explorer.ipynb').exists() and (tmp_path/'12_explorer.previous.ipynb').exists()

@@ -9,8 +9,8 @@ from pathlib import Path
 from .data import PRESETS, get_preset, repo_root, data_dir
 
 # %% auto #0
-__all__ = ['SUMMARY_NOTEBOOKS', 'build_data', 'save_world_figure', 'experiment_notebooks', 'longest_first', 'run_notebooks',
-           'train_command', 'main']
+__all__ = ['SUMMARY_NOTEBOOKS', 'build_data', 'save_world_figure', 'experiment_notebooks', 'package_hash', 'longest_first',
+           'notebooks_to_run', 'run_notebooks', 'train_command', 'main']
 
 # %% ../nbs/00c_cli.ipynb #35dd4656
 def build_data(preset: str | None = None) -> dict:
@@ -49,7 +49,7 @@ def experiment_notebooks(names=()) -> list[Path]:
         hits = [p for p in found if name in (p.name, p.stem, p.name[:2]) or str(Path(name).resolve()) == str(p)]
         if not hits:
             raise SystemExit(f"no experiment notebook {name!r}; valid: {[p.name for p in found] or 'none yet'}")
-        chosen += hits
+        chosen += [p for p in hits if p not in chosen]   # named twice (04, 04_depth): run once
     return chosen
 
 SUMMARY_NOTEBOOKS = ('09_main_table',)   # they read the rows the other experiments write: run after them
@@ -59,6 +59,7 @@ def _run_notebook(nb: Path, target: Path, preset: str, params: dict) -> tuple[Pa
     import papermill as pm
     start = time.time(); print(f"run  {nb.name} (preset {preset})", flush=True)
     tmp = target.with_suffix('.partial.ipynb')
+    if target.exists(): os.replace(target, target.with_suffix('.previous.ipynb'))   # a failed rerun must not look done
     pm.execute_notebook(str(nb), str(tmp), parameters={'preset': preset, **params}, kernel_name='python3',
                         cwd=str(nb.parent), progress_bar=False)
     os.replace(tmp, target)           # only a notebook that ran to the end counts as done
@@ -72,6 +73,19 @@ def _run_in_worker(nb: Path, target: Path, preset: str, params: dict) -> tuple:
     except Exception as e:
         return None, 0.0, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
 
+def package_hash() -> str:
+    "Hash of the package's code (every walt_paper/*.py): an output older than a change to it is stale, whatever the files' times."
+    import hashlib
+    digest = hashlib.sha256()
+    for p in sorted((repo_root()/'walt_paper').glob('*.py')): digest.update(p.name.encode() + b'\0' + p.read_bytes() + b'\0')
+    return digest.hexdigest()[:16]
+
+def _ran_with(out: Path, name: str) -> str | None:
+    "The `package_hash` a notebook's output in `out` was made with (timing.json), or None."
+    import json
+    try: return json.loads((Path(out)/'timing.json').read_text()).get('package', {}).get(name)
+    except (OSError, ValueError, AttributeError): return None
+
 def _record_run(out: Path, preset: str, seconds: dict, wall: float, jobs: int) -> None:
     "Add this call's notebook times, wall time and peak kernel memory to <out>/timing.json (one entry per notebook, latest kept)."
     import json, resource
@@ -80,6 +94,7 @@ def _record_run(out: Path, preset: str, seconds: dict, wall: float, jobs: int) -
     path = out/'timing.json'
     record = json.loads(path.read_text()) if path.exists() else {}
     record.setdefault('notebooks', {}).update({k: round(v, 1) for k, v in seconds.items()})
+    record.setdefault('package', {}).update(dict.fromkeys(seconds, package_hash()))   # what each output was made with
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024       # KiB on Linux: the largest kernel's peak
     record['last_call'] = dict(preset=preset, notebooks=sorted(seconds), wall_s=round(wall, 1), jobs=jobs,
                                peak_kernel_rss_mb=round(peak_mb), git_sha=git_sha(), cores=os.cpu_count())
@@ -99,6 +114,21 @@ def longest_first(notebooks, out: Path) -> list[Path]:
     timed = lambda nb: isinstance(seconds(nb), (int, float)) and not isinstance(seconds(nb), bool) and math.isfinite(seconds(nb))
     return sorted(notebooks, key=lambda nb: -seconds(nb) if timed(nb) else -math.inf)
 
+def notebooks_to_run(notebooks, out: Path, force: bool = False) -> list[Path]:
+    """Those of `notebooks` whose output in `out` is missing, older than the notebook, or made with other package code
+    (`package_hash`, recorded in timing.json; file times alone would call every output stale after an `nbdev_export` that
+    rewrote the same code), all with `force`; and the `SUMMARY_NOTEBOOKS` among them whenever another one runs, since
+    they read its rows."""
+    package, todo = package_hash(), []
+    for nb in notebooks:
+        target = Path(out)/nb.name
+        if not force and target.exists() and target.stat().st_mtime > nb.stat().st_mtime and _ran_with(out, nb.name) == package:
+            print(f"skip {nb.name} (already run: {target}; --force to rerun)")
+        else: todo.append(nb)
+    if any(nb.stem not in SUMMARY_NOTEBOOKS for nb in todo):
+        todo += [nb for nb in notebooks if nb.stem in SUMMARY_NOTEBOOKS and nb not in todo]
+    return todo
+
 def run_notebooks(names=(), preset: str | None = None, force: bool = False, out: Path | None = None, jobs: int = 1,
                   **params) -> list[Path]:
     """Execute experiment notebooks with papermill at a preset; skips those already run unless `force`. `jobs` notebooks
@@ -110,14 +140,9 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise SystemExit(f"--jobs must be a positive integer; got {jobs!r}")
     preset = get_preset(preset)['preset']
     out = Path(out) if out else data_dir('runs', preset, 'notebooks'); out.mkdir(parents=True, exist_ok=True)
-    package_time = max(p.stat().st_mtime for p in (repo_root()/'walt_paper').glob('*.py'))
-    notebooks, todo = experiment_notebooks(names), []
+    notebooks = experiment_notebooks(names)
     if not notebooks: print('no experiment notebooks yet')
-    for nb in notebooks:
-        target = out/nb.name
-        if not force and target.exists() and target.stat().st_mtime > max(nb.stat().st_mtime, package_time):
-            print(f"skip {nb.name} (already run: {target}; --force to rerun)")
-        else: todo.append(nb)
+    todo = notebooks_to_run(notebooks, out, force)
     if jobs > 1: os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // jobs)))   # kernels inherit it
     todo = longest_first(todo, out)
     done, failed, seconds, start = [], [], {}, time.time()
@@ -125,12 +150,23 @@ def run_notebooks(names=(), preset: str | None = None, force: bool = False, out:
         if failed: break
         # each notebook's papermill client in a process of its own, so clients share no event loop or sockets and a
         # hung or crashed one costs only its own notebook (the hang seen here was a widget cell: see `_run_in_worker`)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context('spawn'))
+        try:
             futures = {nb: pool.submit(_run_in_worker, nb, out/nb.name, preset, params) for nb in phase}
-        for nb, future in futures.items():
-            target, secs, error = future.result()
-            if error is None: seconds[nb.name] = secs; done.append(target)
-            else: failed.append(f"{nb.name}: {error}")
+            for nb, future in futures.items():
+                target, secs, error = future.result()
+                if error is None: seconds[nb.name] = secs; done.append(target)
+                else: failed.append(f"{nb.name}: {error}")
+        except KeyboardInterrupt:   # Ctrl-C: idle workers would wait for work forever; stop them and end here
+            workers = list((getattr(pool, '_processes', None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)   # the running notebooks got the Ctrl-C too and close their kernels
+            deadline = time.time() + 15
+            for process in workers:
+                process.join(max(0.0, deadline - time.time()))
+                if process.is_alive(): process.terminate()
+            if seconds: _record_run(out, preset, seconds, time.time() - start, jobs)
+            raise SystemExit(f"interrupted: {len(done)} notebook(s) finished and recorded; the others left .partial copies in {out}")
+        pool.shutdown()
     if seconds: _record_run(out, preset, seconds, time.time() - start, jobs)
     if failed: raise SystemExit("notebooks failed (their partial copies are in " + str(out) + "):\n  " + "\n  ".join(failed))
     return done
