@@ -19,8 +19,7 @@ __all__ = ['MIN_MOTION', 'MOTORCYCLE_CALIBRATION', 'IMAGE_SUFFIXES', 'REALESTATE
            'depth_pairs', 'load_array_pickle', 'tapvid_pickle', 'realestate10k_cameras']
 
 # %% ../nbs/00b_datasets.ipynb #cc1371f6
-def _interpolation(source: int, target: int) -> int:
-    return cv2.INTER_AREA if source >= target else cv2.INTER_LINEAR
+_interpolation = sources.resize_interpolation   # area to shrink, bilinear to enlarge, as the videos are resized
 
 def _centre_square(a: np.ndarray) -> np.ndarray:
     "The largest centred square of an (H, W, ...) array."

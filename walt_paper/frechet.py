@@ -110,14 +110,14 @@ def feature_net(preset: str | None = None, progress: bool = False) -> tuple[Feat
     return net, record
 
 # %% ../nbs/03c_frechet.ipynb #b2e1d4f3
-def real_floor(net: FeatureNet, video: np.ndarray, samples: int) -> dict[str, list[float]]:
+def real_floor(net: FeatureNet, video: np.ndarray, samples: int, reference: dict | None = None) -> dict[str, list[float]]:
     """The Fréchet distance between real sets of `samples` clips each: every further disjoint set of `video` (uint8
     (n, F, H, W, 3)) against its first `samples` clips, on first frames ('fd_frames') and clips ('fd_clips'); empty
-    lists when `video` holds fewer than 2 * `samples` clips."""
+    lists when `video` holds fewer than 2 * `samples` clips. `reference`: those first clips' features, if already
+    computed ({'fd_frames': ..., 'fd_clips': ...})."""
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
         raise ValueError(f"samples={samples!r}: a Fréchet distance needs at least 2 samples a side")
-    reference = video[:samples]
-    ref = {'fd_frames': video_features(net, reference[:, :1]), 'fd_clips': video_features(net, reference)}
+    ref = reference or {'fd_frames': video_features(net, video[:samples, :1]), 'fd_clips': video_features(net, video[:samples])}
     out = {k: [] for k in ref}
     for k in range(1, len(video) // samples):
         other = video[k * samples:(k + 1) * samples]

