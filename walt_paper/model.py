@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from einops import rearrange
 
 # %% auto #0
-__all__ = ['AE_SIZES', 'OBJECTIVES', 'WALT_SIZES', 'count_parameters', 'CausalConv3d', 'FrameGroupNorm', 'ResBlock3d',
-           'pool_shortcut', 'repeat_shortcut', 'Downsample3d', 'Upsample3d', 'DiagonalGaussian', 'AutoencoderConfig',
-           'Encoder3d', 'Decoder3d', 'Autoencoder', 'build_autoencoder', 'timestep_features', 'TimestepEmbedder',
-           'clamp_window', 'RelativePositionBias', 'attention_with_bias', 'WindowAttention', 'AdaLNLoRA', 'WALTBlock',
-           'FinalLayer', 'WALTConfig', 'WALT', 'build_walt']
+__all__ = ['AE_SIZES', 'ONEDNN_MIN_PRODUCTS', 'OBJECTIVES', 'WALT_SIZES', 'count_parameters', 'CausalConv3d', 'FrameGroupNorm',
+           'ResBlock3d', 'pool_shortcut', 'repeat_shortcut', 'Downsample3d', 'Upsample3d', 'DiagonalGaussian',
+           'AutoencoderConfig', 'Encoder3d', 'Decoder3d', 'Autoencoder', 'build_autoencoder', 'linear', 'Linear',
+           'timestep_features', 'TimestepEmbedder', 'clamp_window', 'RelativePositionBias', 'attention_with_bias',
+           'WindowAttention', 'AdaLNLoRA', 'WALTBlock', 'FinalLayer', 'WALTConfig', 'WALT', 'build_walt']
 
 # %% ../nbs/01_model.ipynb #c6d36f4f
 def _as_tuple3(value, name: str) -> tuple:
@@ -283,6 +283,33 @@ def build_autoencoder(size: str = 'small', latent_channels: int = 8, **overrides
     "An `Autoencoder` of a registered size (`AE_SIZES`)."
     return Autoencoder(AutoencoderConfig(latent_channels=latent_channels, **{**_pick(AE_SIZES, size, 'size'), **overrides}))
 
+# %% ../nbs/01_model.ipynb #5deb26d7
+ONEDNN_MIN_PRODUCTS = 2 ** 23   # rows x in x out below which F.linear's own call is quicker than the convolution's setup
+
+def _conv_linear_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    "Whether `linear` takes the convolution (oneDNN) route for this input: large fp32 products on a CPU with oneDNN."
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32: return False
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled): return False
+    return x.numel() * weight.shape[0] >= ONEDNN_MIN_PRODUCTS
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, via_conv: bool | None = None) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`: x (..., K), weight (N, K), bias (N,) or None -> (..., N).
+    Large fp32 CPU products run as a 1 x 1 convolution of the tokens as a channels-last image (oneDNN's
+    kernels instead of MKL's sgemm); `via_conv` forces the route either way (None: choose by `_conv_linear_pays`)."""
+    if via_conv is None: via_conv = _conv_linear_pays(x, weight)
+    if not via_conv or x.numel() == 0: return F.linear(x, weight, bias)
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features in its last dimension, the weight {tuple(weight.shape)} expects {weight.shape[1]}")
+    K = x.shape[-1]
+    tokens = x.reshape(-1, K).contiguous()                                      # (M, K): one row per token
+    image = tokens.view(1, -1, 1, K).permute(0, 3, 1, 2)                        # (1, K, M, 1) in channels-last strides, no copy
+    out = F.conv2d(image, weight[:, :, None, None], bias)                       # (1, N, M, 1), channels last
+    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])     # (..., N), no copy when channels last
+
+class Linear(nn.Linear):
+    "`nn.Linear` computed by `linear` (oneDNN for large fp32 CPU products); same parameters and state-dict names."
+    def forward(self, x): return linear(x, self.weight, self.bias)
+
 # %% ../nbs/01_model.ipynb #6f6292be
 def timestep_features(t: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
     "Sinusoidal features of t * 1000 (DiT's TimestepEmbedder): (B,) -> (B, dim), [cos | sin]."
@@ -296,7 +323,7 @@ class TimestepEmbedder(nn.Module):
     def __init__(self, width: int, freq_dim: int = 256):
         super().__init__()
         self.freq_dim = freq_dim
-        self.mlp = nn.Sequential(nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.mlp = nn.Sequential(Linear(freq_dim, width), nn.SiLU(), Linear(width, width))
 
     def forward(self, t): return self.mlp(timestep_features(t, self.freq_dim))
 
@@ -351,11 +378,11 @@ class WindowAttention(nn.Module):
         super().__init__()
         if width % heads: raise ValueError(f"width={width} is not divisible by heads={heads}")
         self.heads, self.head_dim, self.window = heads, width // heads, _as_tuple3(window, 'window')
-        self.qkv = nn.Linear(width, 3 * width)
+        self.qkv = Linear(width, 3 * width)
         self.q_norm = nn.LayerNorm(self.head_dim, eps=1e-6, bias=False) if qk_norm else None
         self.k_norm = nn.LayerNorm(self.head_dim, eps=1e-6, bias=False) if qk_norm else None
         self.relative_bias = RelativePositionBias(heads, self.window)
-        self.proj = nn.Linear(width, width)
+        self.proj = Linear(width, width)
 
     def normalize_qk(self, q, k):
         "Query-key normalisation (LayerNorm per head, as in ViT-22B), with the 1/sqrt(d) scale folded into the query's gain."
@@ -392,8 +419,8 @@ class AdaLNLoRA(nn.Module):
     "W.A.L.T's AdaLN-LoRA: A_i = A_1 + W_b W_a c with rank-r W_a (D -> r) and zero-initialised W_b (r -> n * D)."
     def __init__(self, width: int, rank: int, n_vectors: int = 6):
         super().__init__()
-        self.down = nn.Linear(width, rank, bias=False)
-        self.up = nn.Linear(rank, n_vectors * width, bias=False)
+        self.down = Linear(width, rank, bias=False)
+        self.up = Linear(rank, n_vectors * width, bias=False)
 
     def forward(self, base, cond):  # base: (B, n*D) = A_1, cond: (B, D) = SiLU(c)
         return base + self.up(self.down(cond))
@@ -411,7 +438,7 @@ class WALTBlock(nn.Module):
         self.attn = WindowAttention(width, heads, window, qk_norm)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+        self.mlp = nn.Sequential(Linear(width, hidden), nn.GELU(), Linear(hidden, width))
         self.adaln_lora = AdaLNLoRA(width, lora_rank) if lora_rank else None   # None for the first block
 
     def forward(self, x, modulation, window: tuple | None = None):  # x: (B, f, h, w, D), modulation: (B, 6D)
@@ -424,8 +451,8 @@ class FinalLayer(nn.Module):
     def __init__(self, width: int, out_channels: int):
         super().__init__()
         self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.adaln = nn.Linear(width, 2 * width)
-        self.linear = nn.Linear(width, out_channels)
+        self.adaln = Linear(width, 2 * width)
+        self.linear = Linear(width, out_channels)
 
     def forward(self, x, cond):  # x: (B, f, h, w, D), cond: (B, D) = SiLU(c)
         shift, scale = self.adaln(cond)[:, None, None, None].chunk(2, dim=-1)
@@ -486,11 +513,11 @@ class WALT(nn.Module):
         config = config if config is not None else WALTConfig()
         self.config = cfg = WALTConfig(**{**asdict(config), **overrides}) if overrides else config
         D = cfg.width
-        self.embed = nn.Linear(cfg.latent_channels * (2 if cfg.self_condition else 1), D)   # patch size 1
+        self.embed = Linear(cfg.latent_channels * (2 if cfg.self_condition else 1), D)   # patch size 1
         self.spatial_position = nn.Parameter(torch.zeros(cfg.max_latent_size, cfg.max_latent_size, D))
         self.temporal_position = nn.Parameter(torch.zeros(cfg.max_latent_frames, D))
         self.time_embed = TimestepEmbedder(D, cfg.time_freq_dim)
-        self.adaln_base = nn.Linear(D, 6 * D)           # A_1 = MLP(c): the first block's full adaLN
+        self.adaln_base = Linear(D, 6 * D)           # A_1 = MLP(c): the first block's full adaLN
         self.blocks = nn.ModuleList([
             WALTBlock(D, cfg.heads, cfg.block_window(i), cfg.mlp_ratio, cfg.lora_rank if i > 0 else None, cfg.qk_norm)
             for i in range(cfg.depth)])

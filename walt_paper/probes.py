@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from .data import data_dir, content_key, source_hash, atomic_save_npz, load_npz, check_count, writable
 from .diffusion import q_sample
+from .model import Linear   # nn.Linear through oneDNN for large fp32 CPU products
 from . import metrics as probe_metrics
 
 # %% auto #0
@@ -214,7 +215,7 @@ def _start_output(layer: nn.Linear, bias=0.0) -> None:
     with torch.no_grad(): layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype).expand_as(layer.bias))
 
 def _mlp(width: int, out: int, ratio: float = 4.0) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(width, int(width * ratio)), nn.GELU(), nn.Linear(int(width * ratio), out))
+    return nn.Sequential(Linear(width, int(width * ratio)), nn.GELU(), Linear(int(width * ratio), out))
 
 class CrossAttentionBlock(nn.Module):
     """The attentive pooler's block (V-JEPA evals): q <- q + Attn(LN(q), LN(x)); q <- q + MLP(LN(q)). With `locality`, each
@@ -224,7 +225,7 @@ class CrossAttentionBlock(nn.Module):
         if width % heads: raise ValueError(f"width={width} is not divisible by heads={heads}")
         self.heads = heads
         self.norm_q, self.norm_x, self.norm_mlp = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
-        self.q, self.kv, self.proj = nn.Linear(width, width), nn.Linear(width, 2 * width), nn.Linear(width, width)
+        self.q, self.kv, self.proj = Linear(width, width), Linear(width, 2 * width), Linear(width, width)
         self.mlp = _mlp(width, width, mlp_ratio)
         self.log_locality = nn.Parameter(torch.linspace(-2.0, 2.0, heads)) if locality else None
 
@@ -262,7 +263,7 @@ class TokenEmbedding(nn.Module):
     def __init__(self, dim: int, width: int, frames: int, max_size: int = 32, temporal: bool = True):
         super().__init__()
         self.dim, self.frames, self.max_size = dim, frames, max_size
-        self.norm, self.proj = nn.LayerNorm(dim), nn.Linear(dim, width)
+        self.norm, self.proj = nn.LayerNorm(dim), Linear(dim, width)
         self.temporal_position = nn.Parameter(torch.randn(frames, width) * 0.02) if temporal else None
         self.spatial_position = nn.Parameter(torch.randn(max_size, max_size, width) * 0.02)
 
@@ -322,7 +323,7 @@ class DepthDecoder(nn.Module):
         pixel_xy = cell_centres(size, size) / size                              # (size², 2) in [0, 1]
         self.register_buffer('pixel_xy', pixel_xy, persistent=False)
         self.register_buffer('pixel_features', fourier_features(pixel_xy * 2 - 1, bands), persistent=False)
-        self.query_proj = nn.Linear(self.pixel_features.shape[-1], width)
+        self.query_proj = Linear(self.pixel_features.shape[-1], width)
         self.attend = CrossAttentionBlock(width, heads, mlp_ratio, locality=True)
         self.norm, self.head = nn.LayerNorm(width), _mlp(width, 1, 1.0)
         self.register_buffer('prior', torch.zeros(size * size))                   # flat (size²,) log-depth, not trained
@@ -390,11 +391,11 @@ class TrackReadout(nn.Module):
         self.size, self.box, self.iterations, self.bands = size, box, iterations, bands
         state = 4 if box else 2                                        # (cx, cy[, w, h]) in units where the image spans [-1, 1]
         self.embed = TokenEmbedding(dim, width, frames, max_size)
-        self.query_embed = nn.Linear(state * (1 + 2 * bands), width)
-        self.estimate_embed = nn.Linear(state * (1 + 2 * bands), width)
-        self.sample_proj = nn.Linear(width, width)
+        self.query_embed = Linear(state * (1 + 2 * bands), width)
+        self.estimate_embed = Linear(state * (1 + 2 * bands), width)
+        self.sample_proj = Linear(width, width)
         self.attend = CrossAttentionBlock(width, heads)
-        self.norm, self.correct, self.visibility = nn.LayerNorm(width), _mlp(width, state, 1.0), nn.Linear(width, 1)
+        self.norm, self.correct, self.visibility = nn.LayerNorm(width), _mlp(width, state, 1.0), Linear(width, 1)
 
     def to_state(self, pixels):
         "Pixel coordinates -> state in [-1, 1] units: a point's (x, y), or a box's (cx, cy, w, h)."

@@ -6,7 +6,9 @@ Run:  .venv/bin/python tests/benchmarks/bench_peers.py [--preset paper] [--steps
 Needs diffusers (`pip install -e '.[bench]'`). Both models are called as v(x_t, t, self_cond): Latte
 gets the self-conditioning input as extra channels (as WALT does) and one learned null caption token
 for its cross-attention, so both train with `diffusion.diffusion_loss` (v-prediction, self-conditioning
-p = 0.9). Printed: parameters, ms per step (median; the two models' steps alternate), tokens per second and the ratio ours / theirs;
+p = 0.9). Printed: parameters, ms per step (median; the models' steps alternate), tokens per second and the ratio ours / theirs;
+a third model is Latte with its nn.Linear layers computed as ours are (`walt_paper.model.Linear`: large fp32 CPU
+products through oneDNN instead of MKL's sgemm), so the ratio can be read with and without that difference;
 then the loss of both over `--learn` steps on the preset's real latents (mean of the first and last
 tenth of the steps). Run it on an otherwise idle machine.
 """
@@ -17,7 +19,7 @@ from torch import nn
 
 from walt_paper.data import PRESETS
 from walt_paper.diffusion import diffusion_loss
-from walt_paper.model import WALT_SIZES, build_walt, count_parameters
+from walt_paper.model import WALT_SIZES, Linear, build_walt, count_parameters
 from walt_paper.pipeline import LATENT_FRAMES, STUDY
 
 
@@ -38,6 +40,13 @@ class LatteDenoiser(nn.Module):
     def forward(self, x, t, self_cond):
         caption = self.null_caption.expand(len(x), -1, -1)
         return self.latte(torch.cat([x, self_cond], 1), timestep=t * 1000, encoder_hidden_states=caption, return_dict=False)[0]
+
+
+def with_our_linears(model: nn.Module) -> nn.Module:
+    "The model with every nn.Linear computed by walt_paper.model.Linear (same parameters, only the GEMM route changes)."
+    for m in model.modules():
+        if type(m) is nn.Linear: m.__class__ = Linear
+    return model
 
 
 def time_steps(models: dict, batches, steps):
@@ -78,6 +87,8 @@ def main():
           f"{torch.get_num_threads()} threads, {platform.machine()}")
     torch.manual_seed(0)
     models = {'WALT (ours, video)': build_walt(size, 'video'), 'Latte (diffusers)': LatteDenoiser(size, side)}
+    torch.manual_seed(0)
+    models['Latte, our linears'] = with_our_linears(LatteDenoiser(size, side))
     batches = [torch.randn(batch, 8, LATENT_FRAMES, side, side) for _ in range(2)]
     tokens = batch * LATENT_FRAMES * side * side
     seconds = time_steps(models, batches, args.steps)
@@ -85,12 +96,13 @@ def main():
         print(f"{name:20s} {count_parameters(model) / 1e6:.2f}M params, size {size} (width {WALT_SIZES[size]['width']}, "
               f"{WALT_SIZES[size]['depth']} blocks, {WALT_SIZES[size]['heads']} heads), batch {batch} x {LATENT_FRAMES} x "
               f"{side} x {side} = {tokens} tokens: {seconds[name] * 1000:.0f} ms/step, {tokens / seconds[name]:.0f} tokens/s")
-    ours, theirs = seconds.values()
-    print(f"tokens/s ours / theirs: {theirs / ours:.2f}x (target 1.3x)")
+    ours, theirs, theirs_onednn = seconds.values()
+    print(f"tokens/s ours / theirs: {theirs / ours:.2f}x (target 1.3x); against Latte with its linear layers through "
+          f"oneDNN as ours: {theirs_onednn / ours:.2f}x")
     if args.learn:
         from walt_paper.pipeline import latents
         clips = latents('train', args.preset)['clips']
-        for name, model in models.items():
+        for name, model in list(models.items())[:2]:
             torch.manual_seed(0)
             fresh = build_walt(size, 'video') if name.startswith('WALT') else LatteDenoiser(size, side)
             losses = learn(fresh, clips, args.learn, batch, study['walt_lr'])

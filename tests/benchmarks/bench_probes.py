@@ -2,8 +2,9 @@
 probe at a preset's feature shape and recipe (`walt_paper.study.PROBE_SETTINGS`), one training step of its
 learning-rate grid: FLOPs (torch's FlopCounterMode, forward and backward), seconds per step (median), the achieved
 GFLOP/s against a large fp32 matmul measured in the same run, and what training one probe (seeds x epochs x steps per
-epoch, evaluation not counted) costs at that rate; beside it the same step with AdamW's per-parameter Python loop, as the
-grid stepped before it used `foreach` (timed alternately in the same run). Then the largest evaluation cost: the depth decoder scoring every
+epoch, evaluation not counted) costs at that rate; beside it the same step with every linear layer through F.linear
+(MKL's sgemm), the route before `walt_paper.model.linear`'s oneDNN one (timed alternately in the same run).
+The matmul reference is the faster of torch.mm and oneDNN's (bench_train.matmul_routes). Then the largest evaluation cost: the depth decoder scoring every
 pixel of an evaluation batch, decoded a few frames per pass (as the probes do) and in one pass, with what a probe's
 evaluations cost each way.
 
@@ -11,12 +12,12 @@ Run:  .venv/bin/python tests/benchmarks/bench_probes.py [--preset paper] [--step
 Features and targets are random of the preset's shapes: a probe step's cost does not depend on their values.
 Run it on an otherwise idle machine.
 """
-import argparse, inspect, math, statistics, time
+import argparse, contextlib, inspect, math, statistics, time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench_train import matmul_gflops
+from bench_train import describe_matmul, linears_through_f_linear, matmul_routes
 from walt_paper.data import PRESETS
 from walt_paper.model import WALT_SIZES
 from walt_paper.pipeline import STUDY
@@ -44,27 +45,28 @@ def main():
     recipe, world, study = PROBE_SETTINGS[args.preset], PRESETS[args.preset], STUDY[args.preset]
     frames, grid_side, dim = 1 + (world['frames'] - 1) // 4, world['size'] // 8, WALT_SIZES[study['walt_size']]['width']
     batch, steps_per_epoch = recipe['batch_size'], math.ceil(world['n_train'] / recipe['batch_size'])
-    peak = matmul_gflops()
+    routes = matmul_routes()
+    peak = max(routes.values())
     print(f"preset {args.preset}: features ({frames}, {grid_side}, {grid_side}, {dim}) per clip, batch {batch}, "
           f"{len(recipe['lrs'])} lrs x {len(recipe['seeds'])} seeds x {recipe['epochs']} epochs x {steps_per_epoch} steps; "
-          f"torch threads {torch.get_num_threads()}; fp32 matmul {peak:.1f} GFLOP/s")
+          f"torch threads {torch.get_num_threads()}\n{describe_matmul(routes)}")
     print(f"{'task':16s} {'GFLOP/step':>10s} {'s/step':>8s} {'GFLOP/s':>8s} {'of matmul':>9s} {'train one probe (s)':>20s} "
-          f"{'s/step, loop AdamW (before)':>28s}")
+          f"{'s/step, F.linear (before)':>27s}")
     features = torch.randn(batch, frames, grid_side, grid_side, dim)
     for task in TASKS:
         targets = random_targets(task, batch, frames, world['size'])
         grid = ProbeGrid(task, dim, frames, recipe['lrs'], 0, 10 ** 6, world['size'], task_spec(task).get('classes'),
                          probe_kwargs=recipe['probe_kwargs'], depth_pixels=recipe['depth_pixels'], track_points=recipe['track_points'])
         with FlopCounterMode(display=False) as counter: grid.step(features, targets)
-        times = {True: [], False: []}          # foreach (as the grid is built) and the Python loop, step by step in turn
+        times = {True: [], False: []}          # linear layers through oneDNN (as built) and through F.linear, step by step in turn
         for _ in range(args.steps + 1):
-            for foreach in (True, False):
-                for group in grid.optimizer.param_groups: group['foreach'] = foreach
-                start = time.perf_counter(); grid.step(features, targets); times[foreach].append(time.perf_counter() - start)
+            for onednn in (True, False):
+                with (contextlib.nullcontext() if onednn else linears_through_f_linear()):
+                    start = time.perf_counter(); grid.step(features, targets); times[onednn].append(time.perf_counter() - start)
         flops, seconds, loop = counter.get_total_flops(), statistics.median(times[True][1:]), statistics.median(times[False][1:])
         probe = seconds * steps_per_epoch * recipe['epochs'] * len(recipe['seeds'])
         print(f"{task:16s} {flops / 1e9:10.2f} {seconds:8.3f} {flops / seconds / 1e9:8.1f} {flops / seconds / 1e9 / peak:8.0%} {probe:20.0f} "
-              f"{loop:28.3f}")
+              f"{loop:27.3f}")
     # evaluation: the depth decoder scores every pixel of every frame (training samples `depth_pixels` of them), the
     # largest evaluation cost of the study; `DepthDecoder.forward` decodes `chunk` queries per pass
     evaluate = inspect.signature(train_probe).parameters['eval_batch_size'].default   # clips per evaluation batch
