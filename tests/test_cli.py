@@ -254,3 +254,19 @@ def test_a_failed_rerun_leaves_no_output_that_looks_done(tmp_path):
     with pytest.raises(SystemExit, match='12_explorer.ipynb'):
         run_notebooks(['12'], 'smoke', force=True, out=tmp_path, bogus=1)     # fails at its parameter check
     assert not (tmp_path/'12_explorer.ipynb').exists() and (tmp_path/'12_explorer.previous.ipynb').exists()
+
+
+def test_models_command_trains_under_the_preset_lock(tmp_path, monkeypatch):
+    "`walt-paper models` holds the preset's lock while it trains, as notebooks do, so two trainers never write one run."
+    import fcntl
+    from walt_paper import cli, pipeline
+    monkeypatch.setenv('WALT_DATA_DIR', str(tmp_path/'data'))
+    held = []
+    def fake_train(preset, **kwargs):
+        with open(tmp_path/'data'/'runs'/preset/'.lock', 'w') as other:   # another open file: flock conflicts with the holder
+            try: fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB); held.append(False); fcntl.flock(other, fcntl.LOCK_UN)
+            except BlockingIOError: held.append(True)
+        return {}
+    monkeypatch.setattr(pipeline, 'train_models', fake_train)
+    assert cli.main(['models', '--preset', 'smoke']) == 0
+    assert held == [True]
