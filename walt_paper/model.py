@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from einops import rearrange
 
 # %% auto #0
-__all__ = ['AE_SIZES', 'ONEDNN_MIN_PRODUCTS', 'OBJECTIVES', 'WALT_SIZES', 'count_parameters', 'CausalConv3d', 'FrameGroupNorm',
-           'ResBlock3d', 'pool_shortcut', 'repeat_shortcut', 'Downsample3d', 'Upsample3d', 'DiagonalGaussian',
-           'AutoencoderConfig', 'Encoder3d', 'Decoder3d', 'Autoencoder', 'build_autoencoder', 'linear', 'Linear',
-           'timestep_features', 'TimestepEmbedder', 'clamp_window', 'RelativePositionBias', 'attention_with_bias',
-           'WindowAttention', 'AdaLNLoRA', 'WALTBlock', 'FinalLayer', 'WALTConfig', 'WALT', 'build_walt']
+__all__ = ['AE_SIZES', 'ONEDNN_MIN_PRODUCTS', 'CONV_BATCH', 'OBJECTIVES', 'WALT_SIZES', 'count_parameters', 'CausalConv3d',
+           'FrameGroupNorm', 'ResBlock3d', 'pool_shortcut', 'repeat_shortcut', 'Downsample3d', 'Upsample3d',
+           'DiagonalGaussian', 'AutoencoderConfig', 'Encoder3d', 'Decoder3d', 'Autoencoder', 'build_autoencoder',
+           'linear', 'Linear', 'timestep_features', 'TimestepEmbedder', 'clamp_window', 'RelativePositionBias',
+           'attention_with_bias', 'WindowAttention', 'AdaLNLoRA', 'WALTBlock', 'FinalLayer', 'WALTConfig', 'WALT',
+           'build_walt']
 
 # %% ../nbs/01_model.ipynb #c6d36f4f
 def _as_tuple3(value, name: str) -> tuple:
@@ -285,12 +286,20 @@ def build_autoencoder(size: str = 'small', latent_channels: int = 8, **overrides
 
 # %% ../nbs/01_model.ipynb #5deb26d7
 ONEDNN_MIN_PRODUCTS = 2 ** 23   # rows x in x out below which F.linear's own call is quicker than the convolution's setup
+CONV_BATCH = 16                 # the tokens go in as this many images: PyTorch sends a 1x1 convolution of a batch this
+                                # large to oneDNN at any thread count (one image only with several threads and > 20480 values)
+
+def _conv_images(x: torch.Tensor) -> int:
+    "How many images `linear` lays the rows of x out as so that PyTorch picks oneDNN for the convolution; 0: it would not."
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    if rows and rows % CONV_BATCH == 0: return CONV_BATCH
+    return 1 if torch.get_num_threads() > 1 and x.numel() > 20480 else 0
 
 def _conv_linear_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
     "Whether `linear` takes the convolution (oneDNN) route for this input: large fp32 products on a CPU with oneDNN."
     if x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32: return False
     if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled): return False
-    return x.numel() * weight.shape[0] >= ONEDNN_MIN_PRODUCTS
+    return x.numel() * weight.shape[0] >= ONEDNN_MIN_PRODUCTS and _conv_images(x) > 0
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, via_conv: bool | None = None) -> torch.Tensor:
     """`F.linear(x, weight, bias)`: x (..., K), weight (N, K), bias (N,) or None -> (..., N).
@@ -302,8 +311,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         raise ValueError(f"linear: input has {x.shape[-1]} features in its last dimension, the weight {tuple(weight.shape)} expects {weight.shape[1]}")
     K = x.shape[-1]
     tokens = x.reshape(-1, K).contiguous()                                      # (M, K): one row per token
-    image = tokens.view(1, -1, 1, K).permute(0, 3, 1, 2)                        # (1, K, M, 1) in channels-last strides, no copy
-    out = F.conv2d(image, weight[:, :, None, None], bias)                       # (1, N, M, 1), channels last
+    images = _conv_images(x) or 1                                               # (forced with too few rows: one image)
+    image = tokens.view(images, -1, 1, K).permute(0, 3, 1, 2)                   # (b, K, M / b, 1) in channels-last strides, no copy
+    out = F.conv2d(image, weight[:, :, None, None], bias)                       # (b, N, M / b, 1), channels last
     return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])     # (..., N), no copy when channels last
 
 class Linear(nn.Linear):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_study.ipynb #96aca326
 from __future__ import annotations
-import fcntl, json, os, time
+import fcntl, json, os, sys, time
 from functools import lru_cache
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,8 +176,8 @@ def tensor_key(x: torch.Tensor) -> str:
 
 @lru_cache(maxsize=None)
 def _probe_code_hash() -> str:
-    "The code a probe's rows come from: the probes and the metrics that score them."
-    return source_hash(probes, probes.probe_metrics)
+    "The code a probe's rows come from: the probes, the metrics that score them and the model module (its `linear`)."
+    return source_hash(probes, probes.probe_metrics, sys.modules[probes.Linear.__module__])
 
 def probe_cache_path(task: str, features_key: str, targets: dict, settings: dict) -> Path:
     "Where `task`'s rows for features `features_key` and {split: targets} under probe `settings` are cached."

@@ -63,10 +63,10 @@ def main():
             for onednn in (True, False):
                 with (contextlib.nullcontext() if onednn else linears_through_f_linear()):
                     start = time.perf_counter(); grid.step(features, targets); times[onednn].append(time.perf_counter() - start)
-        flops, seconds, loop = counter.get_total_flops(), statistics.median(times[True][1:]), statistics.median(times[False][1:])
+        flops, seconds, aten = counter.get_total_flops(), statistics.median(times[True][1:]), statistics.median(times[False][1:])
         probe = seconds * steps_per_epoch * recipe['epochs'] * len(recipe['seeds'])
         print(f"{task:16s} {flops / 1e9:10.2f} {seconds:8.3f} {flops / seconds / 1e9:8.1f} {flops / seconds / 1e9 / peak:8.0%} {probe:20.0f} "
-              f"{loop:27.3f}")
+              f"{aten:27.3f}")
     # evaluation: the depth decoder scores every pixel of every frame (training samples `depth_pixels` of them), the
     # largest evaluation cost of the study; `DepthDecoder.forward` decodes `chunk` queries per pass
     evaluate = inspect.signature(train_probe).parameters['eval_batch_size'].default   # clips per evaluation batch

@@ -23,8 +23,10 @@ from bench_train import matmul_gflops   # the reference of the 70% target, as be
 # operator -> kind; everything unlisted is 'other'
 KINDS = {
     # linear layers run as 1 x 1 convolutions through oneDNN (walt_paper.model.linear): their kernels are products too
+    # (and PyTorch's own convolution kernels, should it not hand one to oneDNN)
     'matmul (linear, attention products)': ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm',
-                                            'aten::mkldnn_convolution', 'aten::convolution_backward'),
+                                            'aten::mkldnn_convolution', 'aten::convolution_backward',
+                                            'aten::_slow_conv2d_forward', 'aten::_slow_conv2d_backward'),
     'fused attention (SDPA)': ('aten::_scaled_dot_product_flash_attention_for_cpu',
                                'aten::_scaled_dot_product_flash_attention_for_cpu_backward'),
     'GELU / SiLU': ('aten::gelu', 'aten::gelu_backward', 'aten::silu', 'aten::silu_backward'),

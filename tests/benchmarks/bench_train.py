@@ -58,8 +58,8 @@ def matmul_gflops(n=2048, repeats=10):
     return max(matmul_routes(n, repeats).values())
 
 
-def describe_matmul(routes: dict) -> str:
-    return (f"fp32 matmul 2048^3: " + ", ".join(f"{name} {g:.1f} GFLOP/s" for name, g in routes.items())
+def describe_matmul(routes: dict, n: int = 2048) -> str:
+    return (f"fp32 matmul {n}^3: " + ", ".join(f"{name} {g:.1f} GFLOP/s" for name, g in routes.items())
             + f"; the reference below is the faster, {max(routes.values()):.1f} GFLOP/s")
 
 
@@ -72,18 +72,24 @@ def linears_through_f_linear():
     finally: walt_model.ONEDNN_MIN_PRODUCTS = saved
 
 
-def time_step(model, loss_fn, batch, steps):
+def time_step(model, loss_fn, batch, steps, both_routes=False):
+    """FLOPs of a training step and its median seconds over `steps` steps after one warm-up; with `both_routes`, also
+    the median with every linear layer through F.linear, the two routes taking turns step by step."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gens = lambda s: step_generators(0, s, range(len(batch)))
     with FlopCounterMode(display=False) as counter:
         loss_fn(model, batch, gens(0), 0).backward()
     flops = counter.get_total_flops(); opt.zero_grad(set_to_none=True)
-    times = []
+    routes = (contextlib.nullcontext, linears_through_f_linear) if both_routes else (contextlib.nullcontext,)
+    times = [[] for _ in routes]
     for s in range(steps + 1):
-        start = time.perf_counter()
-        loss = loss_fn(model, batch, gens(s), s); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
-    return flops, statistics.median(times[1:])
+        for route, record in zip(routes, times):
+            with route():
+                start = time.perf_counter()
+                loss = loss_fn(model, batch, gens(s), s); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+                record.append(time.perf_counter() - start)
+    medians = [statistics.median(t[1:]) for t in times]
+    return (flops, *medians)
 
 
 def compiled_against_eager(preset, steps):
@@ -127,13 +133,12 @@ def main():
             batch = torch.randn(study['walt_batch'], 8, LATENT_FRAMES + PRESETS[preset]['frames'], side, side)
             # an I-WALT step is an image step; for V-WALT time a clip step (the image steps are I-WALT's)
             loss_fn = walt_loss(objective, image_fraction=0.0)
-            flops, sec = time_step(model, loss_fn, batch, args.steps)
+            flops, sec, *aten = time_step(model, loss_fn, batch, args.steps, both_routes=preset == 'paper')
             print(f"{preset:5s} {objective}-walt {study['walt_size']:5s} ({count_parameters(model) / 1e6:.2f}M) batch {study['walt_batch']} "
                   f"latents {side}x{side}: {flops / 1e9:.1f} GFLOP/step, {sec * 1000:.0f} ms/step, "
                   f"{flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / 1e9 / peak:.0%} of matmul")
-            if preset == 'paper':   # the same step with every linear layer through F.linear (MKL): what the oneDNN route gives
-                with linears_through_f_linear():
-                    _, aten = time_step(model, loss_fn, batch, args.steps)
+            if aten:   # the same step with every linear layer through F.linear (MKL), in turn with it: what the oneDNN route gives
+                aten = aten[0]
                 print(f"{preset:5s} {objective}-walt {study['walt_size']:5s} the same step, linear layers through F.linear (MKL): "
                       f"{aten * 1000:.0f} ms/step, {flops / aten / 1e9:.1f} GFLOP/s = {flops / aten / 1e9 / peak:.0%} of matmul; "
                       f"the oneDNN route is {aten / sec:.2f}x faster")
