@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_data.ipynb #ec6c30d9
 from __future__ import annotations
-import collections, hashlib, inspect, json, os, tempfile
+import collections, ctypes, ctypes.util, hashlib, inspect, json, os, platform, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'SPLITS', 'repo_root', 'data_dir', 'figures_dir',
-           'atomic_write_bytes', 'atomic_save_npz', 'DamagedFileError', 'npz_memo_bytes', 'load_npz',
+__all__ = ['MALLOC_TUNED', 'PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'SPLITS', 'repo_root', 'data_dir', 'figures_dir',
+           'tune_malloc', 'atomic_write_bytes', 'atomic_save_npz', 'DamagedFileError', 'npz_memo_bytes', 'load_npz',
            'save_npz_remembered', 'writable', 'array_digest', 'file_digest', 'content_key', 'source_hash',
            'cached_arrays', 'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'Textures',
            'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project', 'texel_index', 'texels', 'reachable',
@@ -38,6 +38,20 @@ def figures_dir(preset: str) -> Path:
     p = repo_root()/'figures' if preset == 'paper' else data_dir('figures', preset)
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+# %% ../nbs/00_data.ipynb #19112c79
+def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 2 ** 31 - 1) -> bool:
+    """glibc only: serve allocations up to `mmap_threshold` bytes from the heap and keep up to `trim_threshold` bytes
+    freed at its top (`mallopt` M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). True when both were set; False where the
+    allocator is not glibc's or `WALT_MALLOC=default`."""
+    if os.environ.get('WALT_MALLOC', '') == 'default' or platform.libc_ver()[0] != 'glibc': return False
+    try: mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
+    except (OSError, AttributeError): return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1 and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1
+
+MALLOC_TUNED = tune_malloc()   # once, when the package is imported
 
 # %% ../nbs/00_data.ipynb #41a35655
 _UMASK = os.umask(0); os.umask(_UMASK)

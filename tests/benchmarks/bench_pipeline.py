@@ -2,14 +2,15 @@
 against one forward pass; the autoencoder's encode throughput and training step in the default and
 the channels_last_3d memory format; real-video decoding with decord against PyAV on the same clip,
 and world rendering, against the clips per second the denoiser's training consumes; what each probe call reads
-from the caches before it trains, read every time against kept in the process (`load_npz`'s memo).
+from the caches before it trains, read every time against kept in the process (`load_npz`'s memo); a forward
+pass with glibc's allocator as it ships against as `walt_paper.data.tune_malloc` sets it.
 
 Run:  .venv/bin/python tests/benchmarks/bench_pipeline.py [--preset paper]
 Timing uses freshly initialised models; the probe-input line needs the preset's world and trained models
 (`walt-paper data` and `walt-paper models`) and is skipped without them.
 Run it on an otherwise idle machine.
 """
-import argparse, os, platform, statistics, time
+import argparse, os, platform, statistics, subprocess, sys, time
 
 import cv2  # noqa: F401  (before decord: decord bundles an old zlib)
 import numpy as np
@@ -60,6 +61,21 @@ def main():
         t = probes.time_feature_extraction(walt, latents, repeats=3)
         print(f"features {objective}-walt {study['walt_size']}, 32 clips: every block ({walt.config.depth + 1}) {t['extract_s']:.2f} s, "
               f"one forward {t['forward_s']:.2f} s: ratio {t['ratio']:.2f} (target <= 1.1)")
+
+    # the allocator (walt_paper.data.tune_malloc): the same timing in two fresh processes, glibc's malloc as it ships
+    # (WALT_MALLOC=default) and as the package sets it on import
+    script = ("import torch; from walt_paper.model import build_walt; from walt_paper import probes, data; torch.manual_seed(0); "
+              f"w = build_walt({study['walt_size']!r}, 'video').eval(); "
+              f"t = probes.time_feature_extraction(w, torch.randn(32, 8, {LATENT_FRAMES}, {side}, {side}), repeats=3); "
+              "print(data.MALLOC_TUNED, t['forward_s'], t['extract_s'])")
+    timed = {}
+    for name, env in (('as glibc ships it', {'WALT_MALLOC': 'default'}), ('tuned (tune_malloc)', {})):
+        out = subprocess.run([sys.executable, '-c', script], env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        tuned, forward, extract = out.stdout.split()[-3:]
+        timed[name] = (float(forward), float(extract))
+    print(f"malloc, video-walt {study['walt_size']} on 32 clips, one forward / every block: " +
+          ", ".join(f"{name} {f:.2f} / {e:.2f} s" for name, (f, e) in timed.items()) +
+          f" ({timed['as glibc ships it'][0] / timed['tuned (tune_malloc)'][0]:.2f}x faster forward tuned)")
 
     # autoencoder: encode throughput and a training step, default vs channels_last_3d
     ae = build_autoencoder(study['ae_size']).eval()
