@@ -232,9 +232,8 @@ def main(argv=None):
         for name, n in build_data(args.preset).items(): print(f"{name}: {n}")
         print(f"data ready in {time.time() - start:.0f} s")
     elif args.command == 'models':
-        from walt_paper import pipeline, study
-        with study.preset_lock(get_preset(args.preset)['preset']):   # as notebooks take it: one trainer per preset at a time
-            timing = pipeline.train_models(args.preset)
+        from walt_paper import study
+        timing = study.ensure_models(args.preset, progress=True, figures=True)   # under the preset's lock, as notebooks train
         print('seconds per stage:', timing)
     elif args.command in ('autoencoder', 'train'):
         return train_command(args)

@@ -44,8 +44,14 @@ def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 2 ** 31 - 
     """glibc only: serve allocations up to `mmap_threshold` bytes from the heap and keep up to `trim_threshold` bytes
     freed at its top (`mallopt` M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). True when both were set; False where the
     allocator is not glibc's or `WALT_MALLOC=default`."""
-    if os.environ.get('WALT_MALLOC', '') == 'default' or platform.libc_ver()[0] != 'glibc': return False
-    try: mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
+    for name, value in (('mmap_threshold', mmap_threshold), ('trim_threshold', trim_threshold)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 31:
+            raise ValueError(f"{name}={value!r} must be an int in 0 .. 2**31 - 1 (mallopt takes a C int)")
+    setting = os.environ.get('WALT_MALLOC', '')
+    if setting not in ('', 'tuned', 'default'):
+        raise ValueError(f"WALT_MALLOC={setting!r} is not a valid setting; valid settings are 'tuned' (the default) and 'default' (glibc's allocator as it ships)")
+    if setting == 'default' or platform.libc_ver()[0] != 'glibc': return False
+    try: mallopt = ctypes.CDLL('libc.so.6').mallopt      # glibc's C library (no find_library: it runs ldconfig)
     except (OSError, AttributeError): return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
+from . import data as _data   # importing the package's data module tunes glibc's allocator (data.tune_malloc)
 
 # %% auto #0
 __all__ = ['AE_SIZES', 'ONEDNN_MIN_PRODUCTS', 'CONV_BATCH', 'OBJECTIVES', 'WALT_SIZES', 'count_parameters', 'CausalConv3d',
@@ -292,8 +293,9 @@ CONV_BATCH = 16                 # the tokens go in as this many images: PyTorch 
 def _conv_images(x: torch.Tensor) -> int:
     "How many images `linear` lays the rows of x out as so that PyTorch picks oneDNN for the convolution; 0: it would not."
     rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-    if rows and rows % CONV_BATCH == 0: return CONV_BATCH
-    return 1 if torch.get_num_threads() > 1 and x.numel() > 20480 else 0
+    for images in range(CONV_BATCH, 4 * CONV_BATCH + 1):   # the fewest images, at least 16, that divide the rows
+        if rows and rows % images == 0: return images
+    return 1 if torch.get_num_threads() > 1 and x.numel() > 20480 else 0   # one image: PyTorch's rule for several threads
 
 def _conv_linear_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
     "Whether `linear` takes the convolution (oneDNN) route for this input: large fp32 products on a CPU with oneDNN."
@@ -303,7 +305,7 @@ def _conv_linear_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, via_conv: bool | None = None) -> torch.Tensor:
     """`F.linear(x, weight, bias)`: x (..., K), weight (N, K), bias (N,) or None -> (..., N).
-    Large fp32 CPU products run as a 1 x 1 convolution of the tokens as a channels-last image (oneDNN's
+    Large fp32 CPU products run as a 1 x 1 convolution of the tokens as channels-last images (oneDNN's
     kernels instead of MKL's sgemm); `via_conv` forces the route either way (None: choose by `_conv_linear_pays`)."""
     if via_conv is None: via_conv = _conv_linear_pays(x, weight)
     if not via_conv or x.numel() == 0: return F.linear(x, weight, bias)
@@ -311,7 +313,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         raise ValueError(f"linear: input has {x.shape[-1]} features in its last dimension, the weight {tuple(weight.shape)} expects {weight.shape[1]}")
     K = x.shape[-1]
     tokens = x.reshape(-1, K).contiguous()                                      # (M, K): one row per token
-    images = _conv_images(x) or 1                                               # (forced with too few rows: one image)
+    images = _conv_images(x) or 1                                               # (forced where oneDNN would not run: one image)
     image = tokens.view(images, -1, 1, K).permute(0, 3, 1, 2)                   # (b, K, M / b, 1) in channels-last strides, no copy
     out = F.conv2d(image, weight[:, :, None, None], bias)                       # (b, N, M / b, 1), channels last
     return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])     # (..., N), no copy when channels last

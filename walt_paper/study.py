@@ -61,10 +61,10 @@ def preset_lock(preset: str):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def ensure_models(preset: str | None = None, progress: bool = False) -> dict:
-    "Train (or find) the preset's autoencoder, I-WALT and V-WALT; returns the seconds each stage took now."
+def ensure_models(preset: str | None = None, progress: bool = False, figures: bool = False) -> dict:
+    "Train (or find) the preset's autoencoder, I-WALT and V-WALT under the preset's lock; returns the seconds each stage took now."
     preset = get_preset(preset)['preset']
-    with preset_lock(preset): return pipeline.train_models(preset, progress=progress, figures=False)
+    with preset_lock(preset): return pipeline.train_models(preset, progress=progress, figures=figures)
 
 # %% ../nbs/03b_study.ipynb #ada360e5
 def select_latents(model: str, z: dict) -> torch.Tensor:
