@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #ec6c30d9
 from __future__ import annotations
-import collections, ctypes, ctypes.util, hashlib, inspect, json, os, platform, tempfile
+import collections, ctypes, hashlib, inspect, json, os, platform, tempfile
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -57,7 +57,7 @@ def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 2 ** 31 - 
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     return mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1 and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1
 
-MALLOC_TUNED = tune_malloc()   # once, when the package is imported
+MALLOC_TUNED = tune_malloc()   # once, when this module is first imported (walt_paper.model imports it)
 
 # %% ../nbs/00_data.ipynb #41a35655
 _UMASK = os.umask(0); os.umask(_UMASK)

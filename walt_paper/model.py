@@ -287,8 +287,8 @@ def build_autoencoder(size: str = 'small', latent_channels: int = 8, **overrides
 
 # %% ../nbs/01_model.ipynb #5deb26d7
 ONEDNN_MIN_PRODUCTS = 2 ** 23   # rows x in x out below which F.linear's own call is quicker than the convolution's setup
-CONV_BATCH = 16                 # the tokens go in as this many images: PyTorch sends a 1x1 convolution of a batch this
-                                # large to oneDNN at any thread count (one image only with several threads and > 20480 values)
+CONV_BATCH = 16                 # the tokens go in as at least this many images: PyTorch sends a 1x1 convolution of a batch
+                                # this large to oneDNN at any thread count (one image only with several threads and > 20480 values)
 
 def _conv_images(x: torch.Tensor) -> int:
     "How many images `linear` lays the rows of x out as so that PyTorch picks oneDNN for the convolution; 0: it would not."
