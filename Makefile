@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PRESET ?= paper
 JOBS   ?= 2
 
-.PHONY: install test paper sweeps data readme bench clean-notebooks check-sync
+.PHONY: install test paper sweeps data readme bench bench-gpu clean-notebooks check-sync
 # The main study: every task's notebook, the feature PCA, then the main table. Longest first at paper, the order of a
 # first run; later runs order them by their recorded times (`walt_paper.cli.longest_first`).
 STUDY_NOTEBOOKS ?= 06 04 07 05 08 11 09
@@ -53,6 +53,14 @@ sweeps: install
 bench: install
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python tests/benchmarks/run_all.py --preset $(PRESET)
+
+# The CUDA path, on a machine with NVIDIA GPUs (not part of `make bench`): the training step of the small, base and L
+# denoisers on one GPU in bf16 autocast, eager and under torch.compile, with MFU against the GPU's nominal peak, then
+# the same under DDP on GPUS GPUs (default: every one torch sees). The device is named in the files it writes.
+GPUS ?= $(shell $(BIN)/python -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null)
+bench-gpu: install
+	$(BIN)/python tests/benchmarks/bench_accel.py --device cuda --compile --out figures/benchmarks-gpu.md
+	$(BIN)/torchrun --nproc_per_node $(GPUS) tests/benchmarks/bench_accel.py --device cuda --out figures/benchmarks-gpu-ddp.md
 
 # README.md is generated from nbs/index.ipynb.
 readme: install

@@ -155,6 +155,23 @@ def test_resume_refuses_another_size(here, video_run, tmp_path):
         here.train_autoencoder('smoke', out=ae, progress=False, ae_size='small')
 
 
+def test_cli_size_batch_and_lr_reach_the_run(env, tmp_path):
+    "`walt-paper train --size/--batch/--lr` (the paper-scale commands in the README) train what they say, and say so in the checkpoint."
+    out = tmp_path/'small'
+    run(['train', '--objective', 'image', '--out', str(out), '--steps', '2', '--size', 'small', '--batch', '2', '--lr', '1e-4',
+         '--no-progress'], env)
+    state = json.loads((final_checkpoint(out)/'state.json').read_text())
+    assert state['run']['size'] == 'small' and state['run']['model']['width'] == 128
+    assert (state['run']['train']['batch_size'], state['run']['train']['lr']) == (2, 1e-4)
+    for args, named in ((['--size', 'huge'], "--size 'huge': valid WALT sizes are ['tiny', 'small', 'base', 'L', 'XL']"),
+                        (['--batch', '0'], '--batch must be a positive integer; got 0'),
+                        (['--lr', '-1'], '--lr must be a positive learning rate; got -1.0')):
+        bad = run(['train', '--objective', 'image', '--out', str(tmp_path/'bad'), '--steps', '1', *args], env, check=False)
+        assert bad.returncode != 0 and named in bad.stderr, (args, bad.stderr[-500:])
+    bad = run(['autoencoder', '--out', str(tmp_path/'bad'), '--size', 'L'], env, check=False)
+    assert bad.returncode != 0 and "--size 'L': valid autoencoder sizes are ['tiny', 'small', 'base', 'paper']" in bad.stderr
+    assert not (tmp_path/'bad').exists()                                              # refused before anything was written
+
 def cut(path, keep):
     data = path.read_bytes(); path.write_bytes(data[:int(len(data) * keep)])
 

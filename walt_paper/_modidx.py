@@ -508,4 +508,5 @@ d = { 'settings': { 'branch': 'main',
                                   'walt_paper.train.load_checkpoint': ('train.html#load_checkpoint', 'walt_paper/train.py'),
                                   'walt_paper.train.save_checkpoint': ('train.html#save_checkpoint', 'walt_paper/train.py'),
                                   'walt_paper.train.step_generators': ('train.html#step_generators', 'walt_paper/train.py'),
+                                  'walt_paper.train.train_step': ('train.html#train_step', 'walt_paper/train.py'),
                                   'walt_paper.train.unwrap': ('train.html#unwrap', 'walt_paper/train.py')}}}

@@ -185,6 +185,15 @@ def train_command(args) -> int:
     prefix = 'ae' if args.command == 'autoencoder' else 'walt'
     if _positive(args.steps, 'steps'): overrides[f'{prefix}_steps'] = args.steps
     if _positive(args.ckpt_every, 'ckpt-every'): overrides['ckpt_every'] = args.ckpt_every
+    if _positive(args.batch, 'batch'): overrides[f'{prefix}_batch'] = args.batch
+    if args.lr is not None:
+        if not args.lr > 0: raise SystemExit(f"--lr must be a positive learning rate; got {args.lr}")
+        overrides[f'{prefix}_lr'] = args.lr
+    if args.size is not None:
+        from walt_paper.model import AE_SIZES, WALT_SIZES
+        sizes = AE_SIZES if args.command == 'autoencoder' else WALT_SIZES
+        if args.size not in sizes: raise SystemExit(f"--size {args.size!r}: valid {'autoencoder' if args.command == 'autoencoder' else 'WALT'} sizes are {list(sizes)}")
+        overrides[f'{prefix}_size'] = args.size
     distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
     if distributed:
         backend = 'nccl' if torch.cuda.is_available() else 'gloo'
@@ -221,6 +230,9 @@ def main(argv=None):
         p.add_argument('--out', default=None, help='run folder for checkpoints and the loss log')
         p.add_argument('--steps', type=int, default=None, help="training steps (default: the preset's)")
         p.add_argument('--ckpt-every', type=int, default=None, help="steps between checkpoints (default: the preset's)")
+        p.add_argument('--size', default=None, help="model size (walt_paper.model.WALT_SIZES for train, AE_SIZES for autoencoder; default: the preset's)")
+        p.add_argument('--batch', type=int, default=None, help="global batch size, split over the processes (default: the preset's)")
+        p.add_argument('--lr', type=float, default=None, help="peak learning rate (default: the preset's)")
         p.add_argument('--no-resume', action='store_true', help='start afresh: checkpoints already in --out move to checkpoints.replaced-<time> beside them')
         p.add_argument('--no-progress', action='store_true', help='no progress bar')
     r.add_argument('notebooks', nargs='*', help='notebook names or number prefixes (default: all experiments)')

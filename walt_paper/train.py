@@ -14,7 +14,7 @@ from .data import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FILES', 'git_sha', 'step_generators', 'batch_indices', 'TrainConfig', 'learning_rate', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'unwrap', 'dist_info', 'ema_update', 'fit']
+           'latest_checkpoint', 'load_checkpoint', 'unwrap', 'dist_info', 'ema_update', 'train_step', 'fit']
 
 # %% ../nbs/02a_train.ipynb #6d2478aa
 @functools.lru_cache(maxsize=None)
@@ -158,6 +158,20 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float):
 
 _RESUMABLE = {'steps', 'ckpt_every', 'keep', 'keep_every', 'log_every'}   # may change between a run and its resumption
 
+def train_step(net: nn.Module, model: nn.Module, ema: nn.Module, optimizer, loss_fn, batch: torch.Tensor, gens, step: int,
+               cfg: TrainConfig) -> torch.Tensor:
+    """One optimisation step of `fit`: the learning rate of `step`, the loss under bf16 autocast on CUDA (fp32 elsewhere),
+    backward, gradient clipping, AdamW, the EMA update. `net` is `model` or its DDP wrapper. Returns the loss, detached.
+    (tests/benchmarks/bench_accel.py times this same step on an accelerator.)"""
+    for g in optimizer.param_groups: g['lr'] = learning_rate(cfg, step)
+    with torch.autocast('cuda', dtype=torch.bfloat16, enabled=batch.device.type == 'cuda'):
+        loss = loss_fn(net, batch, gens, step)
+    loss.backward()
+    if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step(); optimizer.zero_grad(set_to_none=True)
+    ema_update(ema, model, cfg.ema_decay)
+    return loss.detach()
+
 def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, run: dict | None = None,
         resume: bool = True, progress: bool = True) -> dict:
     """Train `model` on `data` (examples along dim 0) minimising `loss_fn(model, batch, generators, step)`
@@ -207,14 +221,8 @@ def fit(model: nn.Module, data: torch.Tensor, loss_fn, cfg: TrainConfig, out, ru
         mine = np.arange(rank * per_rank, (rank + 1) * per_rank)     # this process's positions in the global batch
         gens = step_generators(cfg.seed, step, mine, device='cpu')
         batch = data[torch.as_tensor(idx[mine])].to(device, non_blocking=True)
-        for g in optimizer.param_groups: g['lr'] = learning_rate(cfg, step)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=device.type == 'cuda'):
-            loss = loss_fn(net, batch, gens, step)
-        loss.backward()
-        if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step(); optimizer.zero_grad(set_to_none=True)
-        ema_update(ema, model, cfg.ema_decay)
-        logged = loss.detach().float()
+        loss = train_step(net, model, ema, optimizer, loss_fn, batch, gens, step, cfg)
+        logged = loss.float()
         if world > 1: torch.distributed.all_reduce(logged); logged /= world
         step += 1; losses.append([step, logged.item()])
         bar.update(1)

@@ -1,0 +1,41 @@
+"""The accelerator benchmark (tests/benchmarks/bench_accel.py) runs its whole code path here, on the CPU: one process,
+and two under torchrun with DDP (gloo), so that the script a CUDA machine runs is not run for the first time there.
+What it measures is not checked (speed is for benchmarks, not tests); that it runs, reports every size and objective
+with the quantities it promises, writes its file, and refuses bad arguments by name, is.
+"""
+import os, re, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / 'tests' / 'benchmarks' / 'bench_accel.py'
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+STEP_LINE = re.compile(r"^tiny  (image|video)-walt \([\d.]+M params\), batch 2 x 5 x 16 x 16 = 2560 tokens per process: "
+                       r"[\d.]+ ms/step, \d+ tokens/s in all, [\d.]+ TFLOP/step, [\d.]+ TFLOP/s per process = \d+% of the matmul$", re.M)
+
+
+def bench(*args, launcher=(sys.executable,)):
+    return subprocess.run([*launcher, str(SCRIPT), '--device', 'cpu', '--sizes', 'tiny', '--batch', '2', '--steps', '1', *args],
+                          capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=600)
+
+
+def test_one_process_reports_every_objective_and_writes_its_file(tmp_path):
+    out = bench('--out', str(tmp_path / 'gpu.md'))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(STEP_LINE.findall(out.stdout)) == 2, out.stdout
+    assert out.stdout.count('attention operators per step:') == 2 and 'aten::bmm' in out.stdout   # the CPU's training path
+    assert re.search(r"^# training step on .+ \(cpu\), torch .+, 1 process\(es\), fp32, git \w+", out.stdout, re.M), out.stdout
+    written = (tmp_path / 'gpu.md').read_text()
+    assert written.startswith('```\n# training step on') and len(STEP_LINE.findall(written)) == 2
+
+
+def test_ddp_under_torchrun():
+    out = bench(launcher=(sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2'))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '2 process(es) (DDP)' in out.stdout and len(STEP_LINE.findall(out.stdout)) == 2, out.stdout   # rank 0 prints, once
+
+
+def test_bad_arguments_are_named():
+    for args, named in ((('--sizes', 'tiny,huge'), "unknown sizes ['huge']"), (('--steps', '0'), '--steps must be a positive integer'),
+                        (('--device', 'tpu'), "--device 'tpu'")):
+        out = bench(*args)
+        assert out.returncode != 0 and named in out.stderr, (args, out.stderr[-500:])
