@@ -20,10 +20,11 @@ from . import metrics as probe_metrics
 # %% auto #0
 __all__ = ['TASKS', 'WORLD_TASKS', 'feature_noise', 'extract_features', 'latent_features', 'random_init_like',
            'time_feature_extraction', 'checkpoint_hash', 'latents_key', 'feature_cache_path', 'cached_features',
-           'CrossAttentionBlock', 'TokenEmbedding', 'fourier_features', 'cell_centres', 'AttentiveClassifier',
-           'DepthDecoder', 'PoseRegressor', 'pose_matrices', 'TrackReadout', 'task_spec', 'latent_pixel_frames',
-           'task_targets', 'build_probe', 'start_at_prior', 'task_metrics', 'cosine_factor', 'ProbeGrid', 'train_probe',
-           'trivial_predictions', 'trivial_metrics', 'main_metric', 'feature_pca', 'dense_correspondence']
+           'StreamedFeatures', 'CrossAttentionBlock', 'TokenEmbedding', 'fourier_features', 'cell_centres',
+           'AttentiveClassifier', 'DepthDecoder', 'PoseRegressor', 'pose_matrices', 'TrackReadout', 'task_spec',
+           'latent_pixel_frames', 'task_targets', 'build_probe', 'start_at_prior', 'task_metrics', 'cosine_factor',
+           'ProbeGrid', 'train_probe', 'trivial_predictions', 'trivial_metrics', 'main_metric', 'feature_pca',
+           'dense_correspondence']
 
 # %% ../nbs/03_probes.ipynb #ba693867
 _NOISE_STREAM = 0xFEA7   # keeps feature noise apart from the training loop's (seed, step, example) streams
@@ -70,16 +71,19 @@ def _check_objective(model, objective) -> str:
 
 @torch.no_grad()
 def extract_features(model, latents: torch.Tensor, noise: float, blocks, seed: int = 0, batch_size: int = 32,
-                     objective: str | None = None) -> dict[int, torch.Tensor]:
+                     objective: str | None = None, indices=None) -> dict[int, torch.Tensor]:
     """Activations {block: (n, f, h, w, D)} (float32, CPU) of `model` on latents (n, c, f, h, w) noised to t = `noise`
     by x_t = α_t x0 + σ_t ε (q_sample; ε from (seed, example index)), one forward pass per batch of `batch_size`
     examples that stops after the deepest block, self-conditioning input zero. `objective='image'` (default: the
-    model's) runs every frame as an independent one-frame image."""
+    model's) runs every frame as an independent one-frame image. `indices` (default 0..n-1) are the examples' indices
+    in their dataset, which their noise is drawn by: a subset's features are then the whole set's (`StreamedFeatures`)."""
     latents, noise = _check_feature_latents(model, latents), _check_noise(noise)
     blocks, objective = _check_feature_blocks(model, blocks), _check_objective(model, objective)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
     n, c, f, h, w = latents.shape
+    indices = list(range(n)) if indices is None else [int(i) for i in indices]
+    if len(indices) != n: raise ValueError(f"indices holds {len(indices)} example indices for {n} examples of latents")
     device = next(model.parameters()).device
     features = {b: torch.empty(n, f, h, w, model.config.width) for b in blocks}
     was_training = model.training
@@ -88,7 +92,7 @@ def extract_features(model, latents: torch.Tensor, noise: float, blocks, seed: i
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             x = latents[start:stop].to(device, torch.float32)                                  # (B, c, f, h, w)
-            if noise > 0: x = q_sample(x, noise, feature_noise((c, f, h, w), seed, range(start, stop)).to(device))
+            if noise > 0: x = q_sample(x, noise, feature_noise((c, f, h, w), seed, indices[start:stop]).to(device))
             if objective == 'image': x = rearrange(x, 'b c f h w -> (b f) c 1 h w')             # B·f independent images
             t = torch.full((x.shape[0],), noise, device=device)
             self_cond = torch.zeros_like(x) if model.config.self_condition else None
@@ -202,6 +206,35 @@ def cached_features(model, latents: torch.Tensor, noise: float, blocks, seed: in
             atomic_save_npz(paths[b], features=fresh[b].numpy())
             features[b] = fresh[b]
     return {b: features[b] for b in blocks}
+
+class StreamedFeatures:
+    """One block's features of a dataset, computed when indexed and never held whole: what the probes read when a
+    split's features would not fit in memory (`L` is 1152 wide: 1.5 MB per clip at 8 x 8 latents, 5.9 MB at 16 x 16).
+    `streamed[index]` (an int, a slice, a list or an integer tensor of example indices) runs `extract_features` on just
+    those examples, each noised by its own index, so it is `extract_features(model, latents, ...)[block][index]` up to
+    float rounding (the examples share a forward batch with others). Shaped (n, f, h, w, D) like the tensor it stands
+    for; a probe trained on it runs the frozen backbone again for every batch of every epoch (on an accelerator, the
+    usual way to probe at scale)."""
+    ndim, dtype = 5, torch.float32
+
+    def __init__(self, model, latents: torch.Tensor, noise: float, block: int, seed: int = 0, batch_size: int = 32,
+                 objective: str | None = None):
+        self.latents, self.noise = _check_feature_latents(model, latents), _check_noise(noise)
+        self.block, self.objective = _check_feature_blocks(model, [block])[0], _check_objective(model, objective)
+        self.model, self.seed, self.batch_size = model, int(seed), batch_size
+        n, _, f, h, w = self.latents.shape
+        self.shape = torch.Size((n, f, h, w, model.config.width))
+
+    def __len__(self) -> int: return self.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        rows = torch.arange(len(self))[index]                       # the example indices asked for (an int: one, dim dropped)
+        picked = rows.reshape(-1)
+        out = extract_features(self.model, self.latents[picked], self.noise, [self.block], self.seed, self.batch_size,
+                               self.objective, indices=picked.tolist())[self.block]
+        return out[0] if rows.ndim == 0 else out
+
+    def __repr__(self): return f"StreamedFeatures(block {self.block}, noise {self.noise}, shape {tuple(self.shape)})"
 
 # %% ../nbs/03_probes.ipynb #b970cddb
 def _logit(p: float, eps: float = 1e-3) -> float:
@@ -706,8 +739,8 @@ class ProbeGrid:
         return out
 
 def _check_split(name: str, features, targets: dict, like=None) -> int:
-    if not isinstance(features, torch.Tensor) or features.ndim != 5 or len(features) == 0:
-        raise ValueError(f"{name}_feats must be a non-empty tensor (n, f, h, w, D); got shape {tuple(getattr(features, 'shape', ()))}")
+    if not isinstance(features, (torch.Tensor, StreamedFeatures)) or features.ndim != 5 or len(features) == 0:
+        raise ValueError(f"{name}_feats must be a non-empty tensor (n, f, h, w, D) or StreamedFeatures; got shape {tuple(getattr(features, 'shape', ()))}")
     if like is not None and features.shape[1:] != like.shape[1:]:
         raise ValueError(f"{name}_feats has shape {tuple(features.shape)}; expected (n, {', '.join(map(str, like.shape[1:]))}) like train_feats")
     if not isinstance(targets, dict) or not targets:

@@ -20,8 +20,9 @@ from . import pipeline, probes
 __all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_NOISE', 'SWEEP_SETTINGS', 'REAL_CLIP_TASKS',
            'SETTINGS', 'NONE_DEFAULT_TYPES', 'default_block', 'sweep_blocks', 'preset_lock', 'ensure_models',
            'select_latents', 'model_latents', 'pixel_features', 'load_model', 'model_features', 'encode_videos',
-           'dataset_features', 'tensor_key', 'probe_cache_path', 'cached_train_probe', 'probe_rows', 'test_summary',
-           'save_rows', 'save_summary', 'known_parameters', 'check_parameters', 'result_name']
+           'dataset_features', 'tensor_key', 'probe_cache_path', 'features_key_of', 'streamed_features',
+           'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows', 'save_summary', 'known_parameters',
+           'check_parameters', 'result_name']
 
 # %% ../nbs/03b_study.ipynb #40f0e83c
 BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
@@ -185,6 +186,25 @@ def probe_cache_path(task: str, features_key: str, targets: dict, settings: dict
     key = content_key('probe-rows', task, features_key, target_keys, settings, _probe_code_hash(), torch.__version__)
     return data_dir('cache', 'probe-rows')/f'{task}-{key}.json'
 
+def features_key_of(features) -> str:
+    """Content key of one split's features: a tensor's shape, dtype and bytes; for `probes.StreamedFeatures`, everything
+    they are computed from (checkpoint, model config, objective, latents, block, noise, seed, arithmetic, code), the key
+    their cached counterpart would be stored under."""
+    if isinstance(features, probes.StreamedFeatures):
+        f = features
+        return content_key('streamed', probes.feature_cache_path(f.model, f.noise, f.block, f.seed, probes.latents_key(f.latents), f.objective).name)
+    return tensor_key(features)
+
+def streamed_features(model: str, walt, preset: str, block: int, noise: float = DEFAULT_NOISE, seed: int = 0,
+                      videos: dict | None = None) -> dict:
+    """{split: {block: probes.StreamedFeatures}} of `model` (`walt`, loaded): what `model_features` (the world's splits)
+    or `dataset_features` (`videos`, {split: uint8 clips}) return, computed batch by batch when a probe reads them and
+    never held or cached whole; only the latents are kept (c / width of the features' size: 8 / 1152 for `L`)."""
+    if walt is None: raise ValueError(f"model {model!r} has no denoiser to stream features from (baselines are their latents or pixels)")
+    if videos is None: z = {s: pipeline.latents(s, preset) for s in SPLITS}
+    else: z = _encode_splits({s: _check_video(v, f'videos[{s!r}]') for s, v in videos.items()}, preset)
+    return {s: {block: probes.StreamedFeatures(walt, select_latents(model, z[s]), noise, block, seed)} for s in z}
+
 def cached_train_probe(task: str, feats: dict, targets: dict, settings: dict, features_key: str | None = None,
                        cache: bool = True) -> list[dict]:
     """`probes.train_probe` on {split: features (n, f, h, w, D)} and {split: task targets} with `settings`; rows (with the
@@ -192,7 +212,7 @@ def cached_train_probe(task: str, feats: dict, targets: dict, settings: dict, fe
     from walt_paper.train import git_sha
     path = None
     if cache:
-        features_key = features_key or content_key(*[tensor_key(feats[s]) for s in SPLITS])
+        features_key = features_key or content_key(*[features_key_of(feats[s]) for s in SPLITS])
         path = probe_cache_path(task, features_key, targets, settings)
         if path.exists():
             try: return json.loads(path.read_text())
@@ -205,16 +225,19 @@ def cached_train_probe(task: str, feats: dict, targets: dict, settings: dict, fe
 
 def probe_rows(task: str | list, model: str, preset: str | None = None, block: int | None = None, noise: float = DEFAULT_NOISE,
                seed: int = 0, experiment: str = 'probe', features: dict | None = None, data: dict | None = None,
-               dataset: str | None = None, cache: bool = True, **probe_overrides) -> pd.DataFrame:
+               dataset: str | None = None, cache: bool = True, stream: bool = False, **probe_overrides) -> pd.DataFrame:
     """Train `task`'s probe (or each probe of a list of tasks, on features extracted once) on one block of `model`'s
     features; tidy rows (see `RESULT_COLUMNS`). The data are the world's three splits, or `data` = {split: {'video':
     uint8 (n, F, H, W, 3), <the tasks' target keys>}} for every split of `SPLITS`, named `dataset` in the rows.
-    `features` ({split: {block: tensor}}) skips the extraction. Each task's rows are cached (`cached_train_probe`) unless
+    `features` ({split: {block: tensor}}) skips the extraction. `stream=True` computes a denoiser's features batch by batch
+    as the probes read them (`streamed_features`: for splits whose features do not fit in memory; the baselines' are
+    their latents or pixels and are held as usual). Each task's rows are cached (`cached_train_probe`) unless
     `cache=False`."""
     preset = get_preset(preset)['preset']
     tasks = [task] if isinstance(task, str) else list(task)
     if not tasks: raise ValueError(f"task must name at least one task; valid tasks are {list(probes.TASKS)}")
     for t in tasks: probes.task_spec(t)
+    if stream and features is not None: raise ValueError("stream=True computes the features as the probes read them; pass `features` or `stream=True`, not both")
     on_world = data is None
     if on_world: data, dataset = {s: world_split(s, preset) for s in SPLITS}, dataset or 'world'
     else:
@@ -228,11 +251,12 @@ def probe_rows(task: str | list, model: str, preset: str | None = None, block: i
     block = default_block(walt.config.depth) if block is None and not baseline else (0 if baseline else block)
     targets = {t: {s: probes.task_targets(t, data[s]) for s in SPLITS} for t in tasks}
     if features is not None: feats = features
+    elif stream and not baseline: feats = streamed_features(model, walt, preset, block, noise, seed, None if on_world else {s: data[s]['video'] for s in SPLITS})
     elif on_world: feats = model_features(model, preset, [block], noise, seed, walt=walt)
     else: feats = dataset_features(model, {s: data[s]['video'] for s in SPLITS}, preset, [block], noise, seed)
     settings = {**PROBE_SETTINGS[preset], **probe_overrides}
     feats = {s: feats[s][block] for s in SPLITS}
-    features_key = content_key(*[tensor_key(feats[s]) for s in SPLITS]) if cache else None
+    features_key = content_key(*[features_key_of(feats[s]) for s in SPLITS]) if cache else None
     rows = [row for t in tasks for row in cached_train_probe(t, feats, targets[t], settings, features_key, cache)]
     run = pipeline.study_config(preset)
     df = pd.DataFrame(rows)
