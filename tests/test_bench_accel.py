@@ -1,5 +1,6 @@
-"""The accelerator benchmark (tests/benchmarks/bench_accel.py) runs its whole code path here, on the CPU: one process,
-and two under torchrun with DDP (gloo), so that the script a CUDA machine runs is not run for the first time there.
+"""The accelerator benchmark (tests/benchmarks/bench_accel.py) runs here on the CPU, eager and compiled in one process
+and eager in two under torchrun with DDP (gloo), so that the script a CUDA machine runs is not run for the first time
+there (its CUDA-only lines, the device's synchronisation, peak memory and NCCL, only run there).
 What it measures is not checked (speed is for benchmarks, not tests); that it runs, reports every size and objective
 with the quantities it promises, writes its file, and refuses bad arguments by name, is.
 """
@@ -28,6 +29,14 @@ def test_one_process_reports_every_objective_and_writes_its_file(tmp_path):
     assert written.startswith('```\n# training step on') and len(STEP_LINE.findall(written)) == 2
 
 
+def test_compiled_step_is_reported_or_the_reason_it_could_not_run():
+    out = bench('--compile', '--sizes', 'tiny')
+    assert out.returncode == 0, out.stderr[-3000:]
+    compiled = re.findall(r"^      torch\.compile: (?:[\d.]+ ms/step, [\d.]+x the eager step, after \d+ s of compiling; \d+ graph break\(s\), "
+                          r"\d+ recompilation\(s\)|could not run \(\w+: .+\))$", out.stdout, re.M)
+    assert len(compiled) == 2, out.stdout                                                       # one line per objective
+
+
 def test_ddp_under_torchrun():
     out = bench(launcher=(sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2'))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -36,6 +45,7 @@ def test_ddp_under_torchrun():
 
 def test_bad_arguments_are_named():
     for args, named in ((('--sizes', 'tiny,huge'), "unknown sizes ['huge']"), (('--steps', '0'), '--steps must be a positive integer'),
+                        (('--batch', '0'), '--batch must be a positive integer; got 0'),
                         (('--device', 'tpu'), "--device 'tpu'")):
         out = bench(*args)
         assert out.returncode != 0 and named in out.stderr, (args, out.stderr[-500:])

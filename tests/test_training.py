@@ -163,6 +163,9 @@ def test_cli_size_batch_and_lr_reach_the_run(env, tmp_path):
     state = json.loads((final_checkpoint(out)/'state.json').read_text())
     assert state['run']['size'] == 'small' and state['run']['model']['width'] == 128
     assert (state['run']['train']['batch_size'], state['run']['train']['lr']) == (2, 1e-4)
+    run(['autoencoder', '--out', str(tmp_path/'ae'), '--steps', '1', '--size', 'small', '--batch', '2', '--lr', '3e-4', '--no-progress'], env)
+    state = json.loads((final_checkpoint(tmp_path/'ae')/'state.json').read_text())
+    assert state['run']['size'] == 'small' and (state['run']['train']['batch_size'], state['run']['train']['lr']) == (2, 3e-4)
     for args, named in ((['--size', 'huge'], "--size 'huge': valid WALT sizes are ['tiny', 'small', 'base', 'L', 'XL']"),
                         (['--batch', '0'], '--batch must be a positive integer; got 0'),
                         (['--lr', '-1'], '--lr must be a positive learning rate; got -1.0')):

@@ -228,11 +228,12 @@ class StreamedFeatures:
     def __len__(self) -> int: return self.shape[0]
 
     def __getitem__(self, index) -> torch.Tensor:
-        rows = torch.arange(len(self))[index]                       # the example indices asked for (an int: one, dim dropped)
+        rows = torch.arange(len(self))[index]                       # the example indices asked for, shaped as the index shapes them
         picked = rows.reshape(-1)
+        if not len(picked): return torch.empty(*rows.shape, *self.shape[1:])
         out = extract_features(self.model, self.latents[picked], self.noise, [self.block], self.seed, self.batch_size,
                                self.objective, indices=picked.tolist())[self.block]
-        return out[0] if rows.ndim == 0 else out
+        return out.reshape(*rows.shape, *self.shape[1:])            # an int: one example, its dimension dropped
 
     def __repr__(self): return f"StreamedFeatures(block {self.block}, noise {self.noise}, shape {tuple(self.shape)})"
 
@@ -728,15 +729,15 @@ class ProbeGrid:
 
     @torch.no_grad()
     def predict(self, features, targets: dict, heads=None, batch_size: int = 64) -> list[dict]:
-        "Predictions {name: (n, ...)} on a whole split for each head in `heads` (default all), in batches."
-        out = []
-        for head in (range(len(self.probes)) if heads is None else heads):
-            probe = self.probes[head].eval()
-            parts = [_probe_predictions(self.kind, _run_probe(self.kind, probe, features[i:i + batch_size].to(self.device),
-                                                              _to_device(_subset(targets, slice(i, i + batch_size)), self.device)))
-                     for i in range(0, len(features), batch_size)]
-            out.append({k: torch.cat([p[k] for p in parts]).cpu() for k in parts[0]})
-        return out
+        """Predictions {name: (n, ...)} on a whole split for each head in `heads` (default all), in batches; each batch of
+        features is read once for all the heads (`StreamedFeatures` compute it when read)."""
+        heads = list(range(len(self.probes)) if heads is None else heads)
+        for head in heads: self.probes[head].eval()
+        parts = {head: [] for head in heads}
+        for i in range(0, len(features), batch_size):
+            batch, batch_targets = features[i:i + batch_size].to(self.device), _to_device(_subset(targets, slice(i, i + batch_size)), self.device)
+            for head in heads: parts[head].append(_probe_predictions(self.kind, _run_probe(self.kind, self.probes[head], batch, batch_targets)))
+        return [{k: torch.cat([p[k] for p in parts[head]]).cpu() for k in parts[head][0]} for head in heads]
 
 def _check_split(name: str, features, targets: dict, like=None) -> int:
     if not isinstance(features, (torch.Tensor, StreamedFeatures)) or features.ndim != 5 or len(features) == 0:

@@ -4,7 +4,7 @@ Run:  .venv/bin/python tests/benchmarks/bench_accel.py [--device cuda] [--sizes 
                                                        [--compile] [--out FILE]
       .venv/bin/torchrun --nproc_per_node N tests/benchmarks/bench_accel.py ...   (DDP: a process per GPU over NCCL;
                                                                                   gloo on the CPU)
-      (`make bench-gpu` runs both on a CUDA machine and writes figures/benchmarks-gpu.md)
+      (`make bench-gpu` runs both on a CUDA machine: figures/benchmarks-gpu.md, figures/benchmarks-gpu-ddp.md)
 The step is the one `walt-paper train` runs, `walt_paper.train.train_step`: bf16 autocast on CUDA (fp32 on the CPU), the
 V-WALT clip loss or the I-WALT image loss with self-conditioning, backward, gradient clipping, AdamW, the EMA update;
 under torchrun the model is wrapped in DDP as `fit` wraps it. The latents are the paper's: 8 channels, 5 latent frames
@@ -13,7 +13,8 @@ ms/step, tokens/s (all processes), the step's TFLOP/s per process (FLOPs counted
 has formulas for the GPU attention kernels) against a large matmul in the step's dtype measured in the same run, and
 the MFU against the device's nominal dense peak where `NOMINAL_TFLOPS` knows the device; the peak memory; which
 attention kernels ran (flash, memory-efficient, cuDNN, or the math path's batched products); and with --compile the
-same step under torch.compile. Run it on an otherwise idle machine.
+same step under torch.compile (each model compiled afresh), with its graph breaks and recompilations. Run it on an
+otherwise idle machine.
 """
 import argparse, contextlib, copy, datetime, os, platform, statistics, sys, time
 
@@ -32,8 +33,9 @@ from bench_train import matmul_routes   # registers the FLOP formulas of the CPU
 
 # dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, by a fragment of torch.cuda.get_device_name;
 # the first fragment found in the name wins, so the specific ones come first
-NOMINAL_TFLOPS = (('H100 PCIe', 756.0), ('H100 NVL', 835.0), ('H100', 989.0), ('H200', 989.0), ('H800', 989.0),
-                  ('A100', 312.0), ('A800', 312.0), ('L40S', 362.0), ('L4', 121.0))
+NOMINAL_TFLOPS = (('H100 PCIe', 756.0), ('H100 NVL', 835.0), ('H100', 989.0), ('H200 NVL', 835.0), ('H200', 989.0),
+                  ('H800 PCIe', 756.0), ('H800', 989.0), ('A100', 312.0), ('A800', 312.0), ('L40S', 362.0), ('L40', 181.0),
+                  ('L4', 121.0))
 ATTENTION_OPS = ('scaled_dot_product', 'aten::bmm', 'aten::baddbmm', 'aten::_softmax')   # fused kernels, and the math path's
 
 
@@ -118,16 +120,23 @@ def bench_size(size: str, objective: str, args, device, rank: int, world: int, r
              f"{flops / 1e12:.3f} TFLOP/step, {achieved:.3f} TFLOP/s per process = {achieved / reference:.0%} of the matmul{mfu}{memory}",
              f"      attention operators per step: {kernels}"]
     if args.compile:
+        from torch._dynamo.utils import counters
+        torch._dynamo.reset()   # each model compiles afresh: the previous models' graphs would count against the recompile limit
+        counters.clear()
         start = time.perf_counter()
         try:
             compiled = torch.compile(net)
             step(3, net=compiled); sync(device)
             compile_s = time.perf_counter() - start
             fast = median_seconds(lambda s: step(s, net=compiled))
-        except Exception as e:   # inductor needs a C++ compiler (CPU) or Triton (CUDA): say why rather than stop
+        # inductor needs a C++ compiler (CPU) or Triton (CUDA), and may run out of memory: say why rather than stop;
+        # anything else is a bug here and stops the benchmark
+        except (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError, torch.OutOfMemoryError) as e:
             lines.append(f"      torch.compile: could not run ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
         else:
-            lines.append(f"      torch.compile: {fast * 1000:.1f} ms/step, {seconds / fast:.2f}x the eager step, after {compile_s:.0f} s of compiling")
+            breaks, recompiles = sum(counters['graph_break'].values()), sum(counters['recompiles'].values())
+            lines.append(f"      torch.compile: {fast * 1000:.1f} ms/step, {seconds / fast:.2f}x the eager step, after {compile_s:.0f} s of "
+                         f"compiling; {breaks} graph break(s), {recompiles} recompilation(s)")
     return lines
 
 
@@ -149,14 +158,14 @@ def main():
     sizes = (args.sizes or ('small,base,L' if on_cuda else 'small')).split(',')
     unknown = [s for s in sizes if s not in WALT_SIZES]
     if unknown: sys.exit(f"--sizes: unknown sizes {unknown}; valid sizes are {list(WALT_SIZES)}")
-    args.batch = args.batch or (8 if on_cuda else 2)
+    if args.batch is None: args.batch = 8 if on_cuda else 2
     for name in ('batch', 'steps'):
         if getattr(args, name) < 1: sys.exit(f"--{name} must be a positive integer; got {getattr(args, name)}")
-    if distributed:
-        dist.init_process_group('nccl' if on_cuda else 'gloo')
-        if on_cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if on_cuda else 'cpu')
+    if distributed:
+        if on_cuda: torch.cuda.set_device(device)   # before the process group, which binds its NCCL communicator to it
+        dist.init_process_group('nccl' if on_cuda else 'gloo', device_id=device if on_cuda else None)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     nominal, name = nominal_tflops(device)
     reference, what = matmul_tflops(device)
     versions = f"torch {torch.__version__}" + (f", CUDA {torch.version.cuda}" if on_cuda else f", {torch.get_num_threads()} threads")
