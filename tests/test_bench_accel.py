@@ -2,7 +2,8 @@
 and eager in two under torchrun with DDP (gloo), so that the script a CUDA machine runs is not run for the first time
 there (its CUDA-only lines, the device's synchronisation, peak memory and NCCL, only run there).
 What it measures is not checked (speed is for benchmarks, not tests); that it runs, reports every size and objective
-with the quantities it promises, writes its file, and refuses bad arguments by name, is.
+with the quantities it promises, writes its file, and refuses bad arguments by name, is. Last, the CUDA path's bf16
+autocast arithmetic, with the CPU's autocast standing in.
 """
 import os, re, subprocess, sys
 from pathlib import Path
@@ -49,3 +50,31 @@ def test_bad_arguments_are_named():
                         (('--device', 'tpu'), "--device 'tpu'")):
         out = bench(*args)
         assert out.returncode != 0 and named in out.stderr, (args, out.stderr[-500:])
+
+
+def test_training_and_feature_steps_run_under_bf16_autocast():
+    """The CUDA path's arithmetic (bf16 autocast, as `train_step` and `extract_features` use it on a GPU) through the
+    denoisers' and the autoencoder's losses, their backward passes and the feature pass, with CPU autocast standing in
+    for CUDA's: a dtype mismatch between autocast's bf16 products and the float32 norms and losses fails here. (The
+    two autocasts' operator lists differ, so a run on a GPU remains the real check.)"""
+    import torch
+    from walt_paper.model import build_autoencoder, build_walt
+    from walt_paper.pipeline import LATENT_FRAMES, autoencoder_loss, walt_loss
+    from walt_paper.probes import extract_features
+    from walt_paper.train import step_generators
+    torch.manual_seed(0)
+    gens = lambda n: step_generators(0, 0, range(n))
+    for objective in ('image', 'video'):
+        model = build_walt('tiny', objective)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            loss = walt_loss(objective, image_fraction=0.0)(model, torch.randn(2, 8, LATENT_FRAMES + 17, 8, 8), gens(2), 0)
+            features = extract_features(model, torch.randn(2, 8, LATENT_FRAMES, 8, 8), 0.2, [1, 3])
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert loss.dtype == torch.float32 and torch.isfinite(loss) and grads and all(torch.isfinite(g).all() for g in grads), objective
+        assert all(f.dtype == torch.float32 and torch.isfinite(f).all() for f in features.values()), objective
+    ae = build_autoencoder('tiny')
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = autoencoder_loss(16, 5)(ae, torch.randint(0, 255, (2, 17, 32, 32, 3), dtype=torch.uint8), gens(2), 0)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in ae.parameters() if p.grad is not None)
