@@ -1,7 +1,7 @@
 """Benchmark: the denoiser's training step on an accelerator (or on this CPU): throughput, TFLOP/s and MFU.
 
-Run:  .venv/bin/python tests/benchmarks/bench_accel.py [--device cuda] [--sizes small,base,L] [--batch 8] [--steps 10]
-                                                       [--compile] [--out FILE]
+Run:  .venv/bin/python tests/benchmarks/bench_accel.py [--device cuda] [--sizes small,base,L] [--objectives image,video]
+                                                       [--batch 8] [--steps 10] [--compile] [--out FILE]
       .venv/bin/torchrun --nproc_per_node N tests/benchmarks/bench_accel.py ...   (DDP: a process per GPU over NCCL;
                                                                                   gloo on the CPU)
       (`make bench-gpu` runs both on a CUDA machine: figures/benchmarks-gpu.md, figures/benchmarks-gpu-ddp.md)
@@ -145,6 +145,7 @@ def main():
     parser.add_argument('--device', default=None, help="cuda or cpu (default: cuda when there is one)")
     parser.add_argument('--sizes', default=None, help=f"comma-separated WALT sizes of {list(WALT_SIZES)} (default: small,base,L on "
                                                       "CUDA, small on the CPU)")
+    parser.add_argument('--objectives', default='image,video', help='comma-separated objectives (default: image,video)')
     parser.add_argument('--batch', type=int, default=None, help='clips per process (default: 8 on CUDA, 2 on the CPU)')
     parser.add_argument('--steps', type=int, default=10, help='timed steps per size and objective (the median is reported)')
     parser.add_argument('--compile', action='store_true', help='also time the step under torch.compile')
@@ -158,6 +159,8 @@ def main():
     sizes = (args.sizes or ('small,base,L' if on_cuda else 'small')).split(',')
     unknown = [s for s in sizes if s not in WALT_SIZES]
     if unknown: sys.exit(f"--sizes: unknown sizes {unknown}; valid sizes are {list(WALT_SIZES)}")
+    objectives = args.objectives.split(',')
+    if not set(objectives) <= {'image', 'video'}: sys.exit(f"--objectives {args.objectives!r}: valid objectives are image and video")
     if args.batch is None: args.batch = 8 if on_cuda else 2
     for name in ('batch', 'steps'):
         if getattr(args, name) < 1: sys.exit(f"--{name} must be a positive integer; got {getattr(args, name)}")
@@ -177,7 +180,7 @@ def main():
     if rank == 0: print('\n'.join(lines), flush=True)
     try:
         for size in sizes:
-            for objective in ('image', 'video'):
+            for objective in objectives:
                 out = bench_size(size, objective, args, device, rank, world, reference, nominal)
                 if rank == 0: print('\n'.join(out), flush=True)
                 lines += out
