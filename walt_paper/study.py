@@ -156,11 +156,15 @@ def encode_videos(video, preset: str | None = None) -> dict:
     training statistics (`pipeline.latents`). Raw latents cached in data/latents/ by checkpoint and pixels."""
     return _encode_splits({'': _check_video(video)}, get_preset(preset)['preset'])['']
 
-def dataset_features(model: str, videos: dict, preset: str, blocks, noise: float = DEFAULT_NOISE, seed: int = 0) -> dict:
-    "{split: {block: features (n, f, h, w, D)}} of `model` on uint8 clips {split: (n, F, H, W, 3)} of any dataset (see `encode_videos`; features cached on disk)."
+def _check_videos(videos) -> dict:
+    "{split: uint8 clips (n, F, H, W, 3)}, each split's clips checked (`_check_video`)."
     if not isinstance(videos, dict) or not videos:
         raise ValueError(f"videos must be a dict {{split: uint8 clips (n, F, H, W, 3)}}; got {type(videos).__name__}")
-    videos = {s: _check_video(v, f'videos[{s!r}]') for s, v in videos.items()}
+    return {s: _check_video(v, f'videos[{s!r}]') for s, v in videos.items()}
+
+def dataset_features(model: str, videos: dict, preset: str, blocks, noise: float = DEFAULT_NOISE, seed: int = 0) -> dict:
+    "{split: {block: features (n, f, h, w, D)}} of `model` on uint8 clips {split: (n, F, H, W, 3)} of any dataset (see `encode_videos`; features cached on disk)."
+    videos = _check_videos(videos)
     preset = get_preset(preset)['preset']
     walt, _ = load_model(model, preset, seed)
     if model == 'pixels':
@@ -201,9 +205,9 @@ def streamed_features(model: str, walt, preset: str, block: int, noise: float = 
     or `dataset_features` (`videos`, {split: uint8 clips}) return, computed batch by batch when a probe reads them and
     never held or cached whole; only the latents are kept (c / width of the features' size: 8 / 1152 for `L`)."""
     if walt is None: raise ValueError(f"model {model!r} has no denoiser to stream features from (baselines are their latents or pixels)")
-    if videos is None: z = {s: pipeline.latents(s, preset) for s in SPLITS}
-    else: z = _encode_splits({s: _check_video(v, f'videos[{s!r}]') for s, v in videos.items()}, preset)
-    return {s: {block: probes.StreamedFeatures(walt, select_latents(model, z[s]), noise, block, seed)} for s in z}
+    if videos is None: latents = {s: model_latents(model, s, preset) for s in SPLITS}
+    else: latents = {s: select_latents(model, z) for s, z in _encode_splits(_check_videos(videos), preset).items()}
+    return {s: {block: probes.StreamedFeatures(walt, x, noise, block, seed)} for s, x in latents.items()}
 
 def cached_train_probe(task: str, feats: dict, targets: dict, settings: dict, features_key: str | None = None,
                        cache: bool = True) -> list[dict]:

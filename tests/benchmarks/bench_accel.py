@@ -16,7 +16,7 @@ attention kernels ran (flash, memory-efficient, cuDNN, or the math path's batche
 same step under torch.compile (each model compiled afresh), with its graph breaks and recompilations. Run it on an
 otherwise idle machine.
 """
-import argparse, contextlib, copy, datetime, os, platform, statistics, sys, time
+import argparse, copy, datetime, os, statistics, sys, time
 
 import torch
 import torch.distributed as dist
@@ -30,6 +30,7 @@ from walt_paper.train import TrainConfig, git_sha, step_generators, train_step
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_train import matmul_routes   # registers the FLOP formulas of the CPU attention kernels too
+from run_all import cpu_model           # the processor's name and vector units, as figures/benchmarks.md names them
 
 # dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, by a fragment of torch.cuda.get_device_name;
 # the first fragment found in the name wins, so the specific ones come first
@@ -41,17 +42,9 @@ ATTENTION_OPS = ('scaled_dot_product', 'aten::bmm', 'aten::baddbmm', 'aten::_sof
 
 def nominal_tflops(device: torch.device):
     "(TFLOP/s, name) of the device's nominal dense bf16 peak, or (None, name) for a device not in the table and the CPU."
-    if device.type != 'cuda': return None, cpu_name()
+    if device.type != 'cuda': return None, cpu_model()
     name = torch.cuda.get_device_name(device)
     return next((peak for fragment, peak in NOMINAL_TFLOPS if fragment in name), None), name
-
-
-def cpu_name() -> str:
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or 'unknown CPU'
 
 
 def sync(device):
