@@ -154,6 +154,7 @@ BAD_VALUES = {   # parameter: (a bad value, the error naming it and what is vali
     'sizes': (['huge'], r"unknown sizes \['huge'\]; valid sizes are \['tiny', 'small'"),
     'clips': (0, r"clips=0 must be >= 1"),
     'samples': (1, r"samples=1: a Fréchet distance needs at least 2 samples"),
+    'epochs': (0, r"epochs=0 must be a positive integer \(probe training epochs\), or None for the preset's"),
 }
 VALUE_CASES = [(nb, name) for nb in NOTEBOOKS for name in BAD_VALUES if name in defaults(nb)]
 

@@ -22,7 +22,7 @@ __all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_N
            'select_latents', 'model_latents', 'pixel_features', 'load_model', 'model_features', 'encode_videos',
            'dataset_features', 'tensor_key', 'probe_cache_path', 'features_key_of', 'streamed_features',
            'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows', 'save_summary', 'known_parameters',
-           'check_parameters', 'result_name']
+           'check_parameters', 'result_name', 'probe_recipe']
 
 # %% ../nbs/03b_study.ipynb #40f0e83c
 BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
@@ -328,3 +328,11 @@ def check_parameters(namespace: dict, known: dict) -> None:
 def result_name(base: str, **params) -> str:
     "A file name for an experiment's outputs that records its non-default parameters (`depth_noise0.3`)."
     return base + ''.join(f'_{k}{v:g}' if isinstance(v, float) else f'_{k}{v}' for k, v in params.items() if v is not None)
+
+def probe_recipe(epochs: int | None = None) -> dict:
+    """A notebook's `epochs` parameter as `probe_rows` overrides: none for None (the preset's recipe, `PROBE_SETTINGS`,
+    or a sweep's), else {'epochs': epochs}; anything but a positive integer raises, naming it."""
+    if epochs is None: return {}
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r} must be a positive integer (probe training epochs), or None for the preset's")
+    return {'epochs': epochs}
