@@ -150,7 +150,8 @@ BAD_VALUES = {   # parameter: (a bad value, the error naming it and what is vali
     'models': (['video', 'vdeo'], r"models \['vdeo'\].*valid(: | models are )\['image', 'video'"),
     'control_models': (['vdeo'], r"unknown models \['vdeo'\]; valid models are \['image', 'video'"),
     'model': ('vdeo', r"unknown model 'vdeo'; valid models are \['image', 'video'"),
-    'tasks': (['depth', 'colour'], r"tasks \['colour'\] have no targets in the world; valid: \['category'"),
+    'tasks': (['depth', 'colour'], r"tasks \['colour'\] have no targets in the world; valid: \['category'"   # 10, 13
+                                   r"|tasks \['depth', 'colour'\] are not this notebook's; valid: a non-empty list of \['action_appearance'"),   # 06
     'sizes': (['huge'], r"unknown sizes \['huge'\]; valid sizes are \['tiny', 'small'"),
     'clips': (0, r"clips=0 must be >= 1"),
     'samples': (1, r"samples=1: a Fréchet distance needs at least 2 samples"),
