@@ -187,6 +187,31 @@ def test_every_parameter_defaulting_to_none_has_a_declared_type():
     assert not undeclared, f"parameters defaulting to None without a type in NONE_DEFAULT_TYPES: {sorted(undeclared)}"
 
 
+def test_epochs_and_tasks_reach_the_probes(tmp_path):
+    """Notebook 06's `tasks` probes only the tasks asked for (playback speed alone, on the raw latents, at the smoke
+    preset in a private folder), and `-p epochs 1` trains those probes anew under other settings (a probe cache entry of
+    its own for each probe; at smoke the accuracies themselves sit at chance either way), into files that record it."""
+    import pandas as pd
+    from walt_paper.study import PROBE_SETTINGS
+    assert PROBE_SETTINGS['smoke']['epochs'] != 1
+    env = {**os.environ, 'WALT_PRESET': 'smoke', 'WALT_DATA_DIR': str(tmp_path/'data'), 'OMP_NUM_THREADS': '1'}
+    cached = lambda: sorted(p.name for p in (tmp_path/'data'/'cache'/'probe-rows').glob('playback_speed-*.json'))
+    def run(*params):
+        out = subprocess.run([sys.executable, '-m', 'papermill', 'nbs/06_action.ipynb', str(tmp_path/'run.ipynb'), '-p', 'out_dir', str(tmp_path),
+                              '-y', "{tasks: [playback_speed], models: [latents], control_models: [latents]}", *params,
+                              '--log-level', 'ERROR', '--no-progress-bar'], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        return cached()
+    preset_entries = run()
+    one_epoch_entries = run('-p', 'epochs', '1')
+    assert len(preset_entries) == 2 and len(one_epoch_entries) == 4 and set(preset_entries) < set(one_epoch_entries)   # natural and shuffled frames
+    for name in ('action', 'action_epochs1'):
+        rows = pd.read_csv(tmp_path/f'{name}.csv')
+        assert set(rows['task']) == {'playback_speed'} and set(rows['model']) == {'latents'}
+        assert set(rows['dataset']) == {'playback-speed', 'playback-speed+shuffled-frames'}
+        assert (tmp_path/f'{name}.md').exists() and (tmp_path/f'{name}.png').exists()
+
+
 # ---------------------------------------------------------------- walt-paper run: notebooks side by side
 
 def test_parallel_run_reports_each_failure_by_notebook(tmp_path, monkeypatch):
