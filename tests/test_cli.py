@@ -150,8 +150,9 @@ BAD_VALUES = {   # parameter: (a bad value, the error naming it and what is vali
     'models': (['video', 'vdeo'], r"models \['vdeo'\].*valid(: | models are )\['image', 'video'"),
     'control_models': (['vdeo'], r"unknown models \['vdeo'\]; valid models are \['image', 'video'"),
     'model': ('vdeo', r"unknown model 'vdeo'; valid models are \['image', 'video'"),
-    'tasks': (['depth', 'colour'], r"tasks \['colour'\] have no targets in the world; valid: \['category'"   # 10, 13
-                                   r"|tasks \['depth', 'colour'\] are not this notebook's; valid: a non-empty list of \['action_appearance'"),   # 06
+    'tasks': (['depth', 'colour'], {None: r"tasks \['colour'\] have no targets in the world; valid: \['category'",   # 10, 13
+                                    '06_action': r"tasks \['depth', 'colour'\] are not this notebook's; valid: a non-empty list of "
+                                                 r"distinct tasks of \['action_appearance', 'action_motion', 'arrow_of_time', 'playback_speed'\]"}),
     'sizes': (['huge'], r"unknown sizes \['huge'\]; valid sizes are \['tiny', 'small'"),
     'clips': (0, r"clips=0 must be >= 1"),
     'samples': (1, r"samples=1: a Fréchet distance needs at least 2 samples"),
@@ -164,7 +165,15 @@ VALUE_CASES = [(nb, name) for nb in NOTEBOOKS for name in BAD_VALUES if name in 
 def test_bad_parameter_value_is_named_before_any_work(nb, name, monkeypatch):
     "An unknown preset, model, task or size, or a noise outside [0, 1], stops the notebook by name before it trains or loads anything."
     value, message = BAD_VALUES[name]
+    if isinstance(message, dict): message = message.get(nb.stem, message[None])   # a notebook with a message of its own
     with pytest.raises(ValueError, match=message): run_to_value_checks(nb, {name: value}, monkeypatch)
+
+
+def test_action_notebook_refuses_a_task_twice(monkeypatch):
+    nb = next(nb for nb in NOTEBOOKS if nb.stem == '06_action')
+    with pytest.raises(ValueError, match=r"tasks \['playback_speed', 'playback_speed'\] are not this notebook's; valid: a non-empty list of distinct"):
+        run_to_value_checks(nb, {'tasks': ['playback_speed', 'playback_speed']}, monkeypatch)
+    with pytest.raises(ValueError, match=r"tasks \[\] are not this notebook's"): run_to_value_checks(nb, {'tasks': []}, monkeypatch)
 
 
 def test_every_experiment_notebook_checks_its_preset():
@@ -205,7 +214,8 @@ def test_epochs_and_tasks_reach_the_probes(tmp_path):
     preset_entries = run()
     one_epoch_entries = run('-p', 'epochs', '1')
     assert len(preset_entries) == 2 and len(one_epoch_entries) == 4 and set(preset_entries) < set(one_epoch_entries)   # natural and shuffled frames
-    for name in ('action', 'action_epochs1'):
+    assert not (tmp_path/'action.csv').exists()                         # a subset never takes the whole run's name
+    for name in ('action_tasksplayback_speed', 'action_tasksplayback_speed_epochs1'):
         rows = pd.read_csv(tmp_path/f'{name}.csv')
         assert set(rows['task']) == {'playback_speed'} and set(rows['model']) == {'latents'}
         assert set(rows['dataset']) == {'playback-speed', 'playback-speed+shuffled-frames'}

@@ -22,7 +22,7 @@ __all__ = ['BASELINES', 'MODELS', 'RESULT_COLUMNS', 'PROBE_SETTINGS', 'DEFAULT_N
            'select_latents', 'model_latents', 'pixel_features', 'load_model', 'model_features', 'encode_videos',
            'dataset_features', 'tensor_key', 'probe_cache_path', 'features_key_of', 'streamed_features',
            'cached_train_probe', 'probe_rows', 'test_summary', 'save_rows', 'save_summary', 'known_parameters',
-           'check_parameters', 'result_name', 'probe_recipe']
+           'check_parameters', 'result_name', 'probe_recipe', 'epochs_note']
 
 # %% ../nbs/03b_study.ipynb #40f0e83c
 BASELINES = ('latents', 'pixels')          # no denoiser: no block, no noise
@@ -336,3 +336,7 @@ def probe_recipe(epochs: int | None = None) -> dict:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r} must be a positive integer (probe training epochs), or None for the preset's")
     return {'epochs': epochs}
+
+def epochs_note(epochs: int | None = None) -> str:
+    "What a figure's title adds for a notebook's `epochs` parameter: nothing for the preset's recipe."
+    return '' if epochs is None else f', {epochs} probe epochs'
