@@ -191,8 +191,8 @@ def train_command(args) -> int:
         overrides[f'{prefix}_lr'] = args.lr
     if args.size is not None:
         from walt_paper.model import AE_SIZES, WALT_SIZES
-        sizes = AE_SIZES if args.command == 'autoencoder' else WALT_SIZES
-        if args.size not in sizes: raise SystemExit(f"--size {args.size!r}: valid {'autoencoder' if args.command == 'autoencoder' else 'WALT'} sizes are {list(sizes)}")
+        kind, sizes = ('autoencoder', AE_SIZES) if args.command == 'autoencoder' else ('WALT', WALT_SIZES)
+        if args.size not in sizes: raise SystemExit(f"--size {args.size!r}: valid {kind} sizes are {list(sizes)}")
         overrides[f'{prefix}_size'] = args.size
     distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
     if distributed:
