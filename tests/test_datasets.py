@@ -211,6 +211,38 @@ def test_stride_not_positive(kinetics):
     with pytest.raises(ValueError, match='stride=0'): ds.video_folder(kinetics, kinetics/'labels.csv', frames=5, size=8, stride=0)
 
 
+@pytest.mark.parametrize('threads', [0, -2, 1.5, True])
+def test_threads_not_positive(kinetics, imagenet, threads):
+    for call in (lambda: ds.video_folder(kinetics, kinetics/'labels.csv', frames=5, size=8, threads=threads),
+                 lambda: ds.image_folder(imagenet, size=8, threads=threads)):
+        with pytest.raises(ValueError, match=rf'threads={re.escape(repr(threads))} must be a positive integer'): call()
+
+
+def test_loaders_read_the_same_arrays_on_any_thread_count(tmp_path):
+    "Files decoded side by side land in the order of the list, each the same array as read alone."
+    videos, images = tmp_path/'videos', tmp_path/'images'
+    videos.mkdir(); rows = ['path,label']
+    for i in range(5):   # lengths 9..25: a middle window, and short videos that repeat their last frame
+        write_video(videos/f'{i}.mp4', frames=9 + 4 * i, seed=i); rows.append(f'{i}.mp4,{"run" if i % 2 else "jump"}')
+    (videos/'labels.csv').write_text('\n'.join(rows) + '\n')
+    rng = np.random.default_rng(0)
+    for c in ('cat', 'dog'):
+        (images/c).mkdir(parents=True)
+        for i in range(4): Image.fromarray(rng.integers(0, 255, (20 + i, 16 + 3 * i, 3), dtype=np.uint8)).save(images/c/f'{i}.png')
+    one = ds.video_folder(videos, videos/'labels.csv', frames=9, size=8, stride=2, threads=1)
+    for threads in (2, 3, 8):
+        many = ds.video_folder(videos, videos/'labels.csv', frames=9, size=8, stride=2, threads=threads)
+        assert all(np.array_equal(one[k], many[k]) for k in one)
+    # the window the loader places by each video's length: the middle 17 frames of 25, the last frame repeated in 9
+    assert np.array_equal(one['video'][4], read_video(videos/'4.mp4', 4 + np.arange(9) * 2, side=8))
+    assert np.array_equal(one['video'][0], read_video(videos/'0.mp4', np.minimum(np.arange(9) * 2, 8), side=8))
+    assert not np.array_equal(one['video'][0], one['video'][1])
+    single = ds.image_folder(images, size=8, threads=1)
+    for threads in (2, 5):
+        assert all(np.array_equal(single[k], ds.image_folder(images, size=8, threads=threads)[k]) for k in single)
+    assert len({a.tobytes() for a in single['image']}) == 8
+
+
 # ---------------------------------------------------------------- images
 
 @pytest.mark.parametrize('mode, channels', [('RGBA', 4), ('LA', 2)])

@@ -335,10 +335,13 @@ def _open_video(path):
     return reader
 
 def read_video(path, indices=None, side: int | None = None, chunk: int = 32) -> np.ndarray:
-    """Decode frames of a video as uint8 (F, H, W, 3) RGB: all frames, or those at `indices`; with `side`, each frame
-    is centre-cropped square and resized to side x side (decoded `chunk` frames at a time to bound memory)."""
+    """Decode frames of a video as uint8 (F, H, W, 3) RGB: all frames, or those at `indices`, or those at `indices(n)`
+    when it is a function of the video's frame count n (a window placed by the length: the file is opened once); with
+    `side`, each frame is centre-cropped square and resized to side x side (decoded `chunk` frames at a time to bound
+    memory)."""
     reader = _open_video(path)
     n = len(reader)
+    if callable(indices): indices = indices(n)
     indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
     if len(indices) and (indices.min() < 0 or indices.max() >= n):
         raise ValueError(f"frame indices {indices.min()}..{indices.max()} are outside {path}, which has {n} frames")

@@ -1,7 +1,9 @@
 """Benchmark: the study's other costs, each beside its reference: feature extraction of every block
 against one forward pass; the autoencoder's encode throughput and training step in the default and
 the channels_last_3d memory format; real-video decoding with decord against PyAV on the same clip,
-and world rendering, against the clips per second the denoiser's training consumes; what each probe call reads
+`datasets.video_folder` (a Kinetics-style folder of the bundled real videos) on one thread and on every
+core, the study's real clips (every video decoded once, then cut in memory) and world rendering, against
+the clips per second the denoiser's training consumes; what each probe call reads
 from the caches before it trains, read every time against kept in the process (`load_npz`'s memo); a forward
 pass with glibc's allocator as it ships against as `walt_paper.data.tune_malloc` sets it.
 
@@ -10,13 +12,14 @@ Timing uses freshly initialised models; the probe-input line needs the preset's 
 (`walt-paper data` and `walt-paper models`) and is skipped without them.
 Run it on an otherwise idle machine.
 """
-import argparse, os, platform, statistics, subprocess, sys, time
+import argparse, os, platform, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
 
 import cv2  # noqa: F401  (before decord: decord bundles an old zlib)
 import numpy as np
 import torch
 
-from walt_paper import probes, sources
+from walt_paper import datasets, probes, sources
 from walt_paper.data import PRESETS, render_world, world_textures
 from walt_paper.model import build_autoencoder, build_walt
 from walt_paper.pipeline import LATENT_FRAMES, STUDY, autoencoder_loss, run_dir
@@ -118,6 +121,21 @@ def main():
         rate = 1 / best_of(lambda: fn(video, index, size))
         print(f"decode {video.name} 17 frames stride 2 -> {size}^2 with {name}: {rate:.1f} clips/s = {rate / consumed:.1f}x what training consumes")
     print(f"decord and PyAV frames differ by {agree:.2f}/255 on average (the same clip)")
+    # a Kinetics-style folder: every bundled real video, its middle 17 frames at stride 2, as video_folder reads a benchmark
+    files = sources.video_files()
+    with tempfile.TemporaryDirectory() as folder:
+        labels = Path(folder)/'labels.csv'
+        labels.write_text('path,label\n' + ''.join(f'{path},{name}\n' for name, path in sorted(files.items())))
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+        rates = {t: len(files) / best_of(lambda: datasets.video_folder(folder, labels, frames=17, size=size, stride=2, threads=t))
+                 for t in sorted({1, cpus})}
+    print(f"video_folder, {len(files)} real videos ({', '.join(sorted(files))}), the middle 17 frames at stride 2 -> {size}^2, best of 3: "
+          + ', '.join(f"{t} thread{'s' * (t > 1)} {r:.1f} clips/s = {r / consumed:.1f}x" for t, r in rates.items()) + " what training consumes")
+    # the study's own real clips: each video decoded once (cached in data/sources), clips cut from it in memory
+    sources.real_videos(side=2 * size); n = 128
+    cut = n / best_of(lambda: datasets.playback_speed(n, seed=1, size=size))
+    print(f"real clips as the study cuts them (playback_speed: videos decoded once and cached, {n} clips cut in memory at "
+          f"{size}^2), best of 3: {cut:.1f} clips/s = {cut / consumed:.1f}x what training consumes")
 
     # each probe call (study.probe_rows) first reads its inputs from the caches on disk: the world's three splits (the
     # targets, and the latents' cache key), the normalised latents of each split and the model (whose check reads the
