@@ -1,6 +1,6 @@
 """The `walt-paper` command: help, and clear errors for bad arguments; the experiment notebooks' papermill parameters:
 every notebook checks them first, and a misspelt one or a value of the wrong type stops it, named."""
-import json, os, re, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -220,6 +220,36 @@ def test_epochs_and_tasks_reach_the_probes(tmp_path):
         assert set(rows['task']) == {'playback_speed'} and set(rows['model']) == {'latents'}
         assert set(rows['dataset']) == {'playback-speed', 'playback-speed+shuffled-frames'}
         assert (tmp_path/f'{name}.md').exists() and (tmp_path/f'{name}.png').exists()
+
+
+def test_main_table_reads_the_rows_of_its_probe_length(tmp_path):
+    """Notebook 09 with `epochs` reads the task notebooks' rows at that probe length (`depth_epochs30.csv`, ...) and
+    writes a table named for it; missing, it names the files and the command that makes them. The committed paper rows,
+    given the names of another length, must give the committed table's columns (all but the trivial predictions, which
+    come from the preset's world: the smoke preset's here, so that no paper world is rendered)."""
+    import pandas as pd
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    def run(out_dir, epochs):
+        return subprocess.run([sys.executable, '-m', 'papermill', 'nbs/09_main_table.ipynb', str(tmp_path/'run.ipynb'), '-p', 'preset', 'smoke',
+                               '-p', 'out_dir', str(out_dir), '-p', 'epochs', str(epochs), '--log-level', 'ERROR', '--no-progress-bar'],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+    names = ('depth', 'classification', 'action', 'tracking', 'camera_pose')
+    empty = tmp_path/'empty'; empty.mkdir()
+    for name in names: shutil.copy(ROOT/'figures'/f'{name}.csv', empty/f'{name}.csv')   # the default length's rows do not count
+    out = run(empty, 30)
+    assert out.returncode != 0
+    assert re.search(r"no result rows at 30 probe epochs in .* \(depth_epochs30\.csv, classification_epochs30\.csv, "
+                     r"action_epochs30\.csv, tracking_epochs30\.csv, camera_pose_epochs30\.csv\); run each first: "
+                     r"papermill nbs/<notebook> out\.ipynb -p preset smoke -p epochs 30 -p out_dir", out.stdout + out.stderr), out.stderr[-2000:]
+    rows = tmp_path/'rows'; rows.mkdir()
+    for name in names: shutil.copy(ROOT/'figures'/f'{name}.csv', rows/f'{name}_epochs7.csv')
+    out = run(rows, 7)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert not (rows/'main_table.md').exists() and (rows/'main_table_epochs7.png').exists()
+    head = (rows/'main_table_epochs7.md').read_text().splitlines()[0]
+    assert head.startswith('Main table, preset smoke, 7 probe epochs, seeds [0]') and 'depth_epochs7.csv, classification_epochs7.csv' in head
+    table, committed = (pd.read_csv(p).drop(columns='trivial') for p in (rows/'main_table_epochs7.csv', ROOT/'figures'/'main_table.csv'))
+    pd.testing.assert_frame_equal(table, committed)
 
 
 # ---------------------------------------------------------------- walt-paper run: notebooks side by side
