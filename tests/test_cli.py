@@ -239,8 +239,9 @@ def test_main_table_reads_the_rows_of_its_probe_length(tmp_path):
     out = run(empty, 30)
     assert out.returncode != 0
     assert re.search(r"no result rows at 30 probe epochs in .* \(depth_epochs30\.csv, classification_epochs30\.csv, "
-                     r"action_epochs30\.csv, tracking_epochs30\.csv, camera_pose_epochs30\.csv\); run each first: "
-                     r"papermill nbs/<notebook> out\.ipynb -p preset smoke -p epochs 30 -p out_dir", out.stdout + out.stderr), out.stderr[-2000:]
+                     r"action_epochs30\.csv, tracking_epochs30\.csv, camera_pose_epochs30\.csv\); run them first: "
+                     r"papermill nbs/04_depth\.ipynb out\.ipynb -p preset smoke -p epochs 30 -p out_dir \S+; "
+                     r"papermill nbs/05_classification\.ipynb .*; papermill nbs/08_camera_pose\.ipynb out\.ipynb", out.stdout + out.stderr), out.stderr[-2000:]
     rows = tmp_path/'rows'; rows.mkdir()
     for name in names: shutil.copy(ROOT/'figures'/f'{name}.csv', rows/f'{name}_epochs7.csv')
     out = run(rows, 7)

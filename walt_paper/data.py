@@ -13,10 +13,10 @@ import numpy as np
 __all__ = ['MALLOC_TUNED', 'PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'SPLITS', 'repo_root', 'data_dir', 'figures_dir',
            'tune_malloc', 'atomic_write_bytes', 'atomic_save_npz', 'DamagedFileError', 'npz_memo_bytes', 'load_npz',
            'save_npz_remembered', 'writable', 'array_digest', 'file_digest', 'content_key', 'source_hash',
-           'cached_arrays', 'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'Textures',
-           'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project', 'texel_index', 'texels', 'reachable',
-           'cross3', 'cast', 'sample_scene', 'render_scene', 'world_textures', 'render_clip', 'render_world',
-           'world_split', 'plot_world']
+           'cached_arrays', 'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'available_cpus',
+           'check_threads', 'Textures', 'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project', 'texel_index',
+           'texels', 'reachable', 'cross3', 'cast', 'sample_scene', 'render_scene', 'world_textures', 'render_clip',
+           'render_world', 'world_split', 'plot_world']
 
 # %% ../nbs/00_data.ipynb #b34bc61a
 def repo_root() -> Path:
@@ -237,6 +237,14 @@ def check_count(n, name: str = 'n') -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise ValueError(f"{name}={n!r} must be a positive integer")
     return int(n)
+
+def available_cpus() -> int:
+    "The CPUs this process may run on: its affinity mask where the system has one, else the machine's count."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+def check_threads(threads=None) -> int:
+    "A `threads` argument: None for one per CPU this process may run on (`available_cpus`), else a positive integer."
+    return available_cpus() if threads is None else check_count(threads, 'threads')
 
 # %% ../nbs/00_data.ipynb #493b2096
 MOTION_ACTIONS = ('orbit +x', 'orbit -x', 'orbit +y', 'orbit -y', 'orbit +z', 'orbit -z')
@@ -494,8 +502,7 @@ def render_world(n: int, seed: int = 0, frames: int = 17, size: int = 64, object
     and each clip has its own random stream, so the arrays are the same for any count."""
     n, frames, size = check_count(n), check_frames(frames), check_size(size)
     objects, points = check_count(objects, 'objects'), check_count(points, 'points')
-    if threads is None: threads = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    threads = check_count(threads, 'threads')
+    threads = check_threads(threads)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     def build():

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00b_datasets.ipynb #65695a6d
 from __future__ import annotations
-import csv, io, os, pickle
+import csv, io, pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
@@ -213,9 +213,9 @@ def read_image(path) -> np.ndarray:
 def read_all(read, paths, threads: int | None = None) -> list:
     """`[read(p) for p in paths]`, `threads` files at a time (default one per CPU this process may use): the decoders
     (PIL, decord's FFmpeg) and OpenCV's resize release the GIL while they work, so files decode side by side, and each
-    file is read on its own, so the arrays are the same for any count. The first file that fails raises its error."""
-    if threads is None: threads = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    threads = core.check_count(threads, 'threads')
+    file is read on its own, so the arrays are the same for any count. Results come in the order of `paths`; of the
+    files that fail, the first in that order raises its error (files not yet started are then not read)."""
+    threads = core.check_threads(threads)
     if threads == 1 or len(paths) < 2: return [read(p) for p in paths]
     with ThreadPoolExecutor(min(threads, len(paths))) as pool: return list(pool.map(read, paths))
 
@@ -225,8 +225,7 @@ def image_folder(root, size: int = 32, classes=None, max_per_class: int | None =
     (centre-cropped square, resized), 'category' int64 (N,) indexing 'classes' (C,) (sorted folder names, or
     `classes` as given) and 'path' (N,). `max_per_class` keeps a random subset per class (drawn with `seed`).
     `threads` images decode side by side (`read_all`)."""
-    root, size = Path(root), core.check_size(size)
-    if threads is not None: core.check_count(threads, 'threads')
+    root, size, threads = Path(root), core.check_size(size), core.check_threads(threads)
     if not root.is_dir(): raise FileNotFoundError(f"no image folder at {root}; expected root/<class>/<image>.jpg|png")
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
     if not found: raise ValueError(f"{root} has no class folders; expected root/<class>/<image>.jpg|png")
@@ -316,9 +315,10 @@ def video_folder(root, labels_csv, frames: int = 17, size: int = 32, stride: int
                  threads: int | None = None) -> dict:
     """Clips from a Kinetics/SSv2-style folder: `labels_csv` has columns path,label (paths relative to `root`).
     Returns 'video' uint8 (N, frames, size, size, 3) (the middle `frames` frames at `stride`), 'action' int64 (N,)
-    indexing 'classes' (C,) (sorted labels, or `classes` as given) and 'path' (N,)."""
+    indexing 'classes' (C,) (sorted labels, or `classes` as given) and 'path' (N,). `threads` videos decode side by
+    side (`read_all`), each file opened once."""
     root, frames, size, stride = Path(root), core.check_frames(frames), core.check_size(size), core.check_count(stride, 'stride')
-    if threads is not None: core.check_count(threads, 'threads')
+    threads = core.check_threads(threads)
     rows = read_labels_csv(labels_csv)
     paths = [Path(r['path']) if Path(r['path']).is_absolute() else root/r['path'] for r in rows]
     missing = [(r['line'], str(p)) for r, p in zip(rows, paths) if not p.is_file()]

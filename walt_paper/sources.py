@@ -382,7 +382,7 @@ def video_frames(frames_per_video: int = 32, side: int = 128) -> dict[str, np.nd
     files = video_files()
     key = core.content_key('video_frames', frames_per_video, side, {n: file_fingerprint(p) for n, p in files.items()}, _video_code())
     def build():
-        return {name: read_video(path, np.linspace(0, video_length(path) - 1, frames_per_video).round().astype(int), side=side)
+        return {name: read_video(path, lambda n: np.linspace(0, n - 1, frames_per_video).round().astype(int), side=side)
                 for name, path in files.items()}
     return core.cached_arrays('video-frames', key, build, folder='sources')
 
@@ -393,7 +393,7 @@ def real_videos(side: int = 64, max_frames: int = 256) -> dict[str, np.ndarray]:
     files = video_files()
     key = core.content_key('real_videos', side, max_frames, {n: file_fingerprint(p) for n, p in files.items()}, _video_code())
     def build():
-        return {name: read_video(path, np.arange(min(max_frames, video_length(path))), side=side) for name, path in files.items()}
+        return {name: read_video(path, lambda n: np.arange(min(max_frames, n)), side=side) for name, path in files.items()}
     return core.cached_arrays('real-videos', key, build, folder='sources')
 
 # %% ../nbs/00a_sources.ipynb #1af7b0d8

@@ -1,8 +1,8 @@
 """Benchmark: the study's other costs, each beside its reference: feature extraction of every block
 against one forward pass; the autoencoder's encode throughput and training step in the default and
 the channels_last_3d memory format; real-video decoding with decord against PyAV on the same clip,
-`datasets.video_folder` (a Kinetics-style folder of the bundled real videos) on one thread and on every
-core, the study's real clips (every video decoded once, then cut in memory) and world rendering, against
+`datasets.video_folder` (a Kinetics-style folder of the real videos `sources.video_files` finds) on one
+thread and on every core, beside the loop it replaced, the study's real clips (every video decoded once, then cut in memory) and world rendering, against
 the clips per second the denoiser's training consumes; what each probe call reads
 from the caches before it trains, read every time against kept in the process (`load_npz`'s memo); a forward
 pass with glibc's allocator as it ships against as `walt_paper.data.tune_malloc` sets it.
@@ -12,7 +12,7 @@ Timing uses freshly initialised models; the probe-input line needs the preset's 
 (`walt-paper data` and `walt-paper models`) and is skipped without them.
 Run it on an otherwise idle machine.
 """
-import argparse, os, platform, statistics, subprocess, sys, tempfile, time
+import argparse, csv, os, platform, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import cv2  # noqa: F401  (before decord: decord bundles an old zlib)
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from walt_paper import datasets, probes, sources
-from walt_paper.data import PRESETS, render_world, world_textures
+from walt_paper.data import PRESETS, available_cpus, render_world, world_textures
 from walt_paper.model import build_autoencoder, build_walt
 from walt_paper.pipeline import LATENT_FRAMES, STUDY, autoencoder_loss, run_dir
 from walt_paper.train import step_generators
@@ -46,6 +46,16 @@ def decode_pyav(path, index, side):
             if i in wanted: frames.append(frame.to_ndarray(format='rgb24'))
             if i >= max(wanted): break
     return sources.square_resize(np.stack(frames), side)
+
+
+def video_folder_before(paths, frames, size, stride):
+    "`datasets.video_folder`'s decoding loop before git 53d1070: each file opened twice (its length, then its frames), one at a time."
+    clips = []
+    for path in paths:
+        length = sources.video_length(path)
+        first = max(0, (length - ((frames - 1) * stride + 1)) // 2)
+        clips.append(sources.read_video(path, np.minimum(first + np.arange(frames) * stride, length - 1), side=size))
+    return np.stack(clips)
 
 
 def main():
@@ -121,16 +131,19 @@ def main():
         rate = 1 / best_of(lambda: fn(video, index, size))
         print(f"decode {video.name} 17 frames stride 2 -> {size}^2 with {name}: {rate:.1f} clips/s = {rate / consumed:.1f}x what training consumes")
     print(f"decord and PyAV frames differ by {agree:.2f}/255 on average (the same clip)")
-    # a Kinetics-style folder: every bundled real video, its middle 17 frames at stride 2, as video_folder reads a benchmark
-    files = sources.video_files()
+    # a Kinetics-style folder: every real video here, its middle 17 frames at stride 2, as video_folder reads a benchmark
+    files = dict(sorted(sources.video_files().items()))
     with tempfile.TemporaryDirectory() as folder:
         labels = Path(folder)/'labels.csv'
-        labels.write_text('path,label\n' + ''.join(f'{path},{name}\n' for name, path in sorted(files.items())))
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+        with open(labels, 'w', newline='') as f: csv.writer(f).writerows([('path', 'label'), *((str(p), n) for n, p in files.items())])
         rates = {t: len(files) / best_of(lambda: datasets.video_folder(folder, labels, frames=17, size=size, stride=2, threads=t))
-                 for t in sorted({1, cpus})}
-    print(f"video_folder, {len(files)} real videos ({', '.join(sorted(files))}), the middle 17 frames at stride 2 -> {size}^2, best of 3: "
-          + ', '.join(f"{t} thread{'s' * (t > 1)} {r:.1f} clips/s = {r / consumed:.1f}x" for t, r in rates.items()) + " what training consumes")
+                 for t in sorted({1, available_cpus()})}
+        same = np.array_equal(datasets.video_folder(folder, labels, frames=17, size=size, stride=2)['video'],
+                              video_folder_before(files.values(), 17, size, 2))
+    before = len(files) / best_of(lambda: video_folder_before(files.values(), 17, size, 2))
+    print(f"video_folder, {len(files)} real videos ({', '.join(files)}), the middle 17 frames at stride 2 -> {size}^2, best of 3: "
+          + ', '.join(f"{t} thread{'s' * (t > 1)} {r:.1f} clips/s = {r / consumed:.1f}x" for t, r in rates.items()) + " what training consumes; "
+          f"its loop before git 53d1070 (each file opened twice, one at a time) {before:.1f} clips/s; the same arrays: {same}")
     # the study's own real clips: each video decoded once (cached in data/sources), clips cut from it in memory
     sources.real_videos(side=2 * size); n = 128
     cut = n / best_of(lambda: datasets.playback_speed(n, seed=1, size=size))
