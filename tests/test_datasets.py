@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from walt_paper import datasets as ds
+from walt_paper.data import thread_map
 from walt_paper.sources import read_idx, read_video
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -216,11 +217,11 @@ def test_threads_not_positive(tmp_path, threads):
     "A bad `threads` is named before anything is read: here no folder or CSV exists, and that is not what is reported."
     for call in (lambda: ds.video_folder(tmp_path/'none', tmp_path/'none.csv', frames=5, size=8, threads=threads),
                  lambda: ds.image_folder(tmp_path/'none', size=8, threads=threads),
-                 lambda: ds.read_all(len, ['a', 'b'], threads=threads)):
+                 lambda: thread_map(len, ['a', 'b'], threads=threads)):
         with pytest.raises(ValueError, match=rf'threads={re.escape(repr(threads))} must be a positive integer'): call()
 
 
-def test_read_all_keeps_the_order_and_raises_the_first_failure():
+def test_thread_map_keeps_the_order_and_raises_the_first_failure():
     "Files finish out of order on several threads; the results keep the list's order, and the first failing file's error wins."
     import threading, time
     used = set()
@@ -228,11 +229,11 @@ def test_read_all_keeps_the_order_and_raises_the_first_failure():
         used.add(threading.get_ident()); time.sleep(0.02 * (6 - i))
         if i in (1, 3): raise ValueError(f'bad {i}')
         return i * 10
-    assert ds.read_all(read, [0, 2, 4, 5], threads=3) == [0, 20, 40, 50] and len(used) > 1
+    assert thread_map(read, [0, 2, 4, 5], threads=3) == [0, 20, 40, 50] and len(used) > 1
     used.clear()
-    assert ds.read_all(read, [0, 2, 4, 5], threads=1) == [0, 20, 40, 50] and len(used) == 1
+    assert thread_map(read, [0, 2, 4, 5], threads=1) == [0, 20, 40, 50] and len(used) == 1
     for threads in (1, 2, 4):
-        with pytest.raises(ValueError, match='bad 1'): ds.read_all(read, [0, 1, 2, 3, 4], threads=threads)
+        with pytest.raises(ValueError, match='bad 1'): thread_map(read, [0, 1, 2, 3, 4], threads=threads)
 
 
 def test_loaders_read_the_same_arrays_on_any_thread_count(tmp_path):

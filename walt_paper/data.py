@@ -14,9 +14,9 @@ __all__ = ['MALLOC_TUNED', 'PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'S
            'tune_malloc', 'atomic_write_bytes', 'atomic_save_npz', 'DamagedFileError', 'npz_memo_bytes', 'load_npz',
            'save_npz_remembered', 'writable', 'array_digest', 'file_digest', 'content_key', 'source_hash',
            'cached_arrays', 'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'available_cpus',
-           'check_threads', 'Textures', 'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project', 'texel_index',
-           'texels', 'reachable', 'cross3', 'cast', 'sample_scene', 'render_scene', 'world_textures', 'render_clip',
-           'render_world', 'world_split', 'plot_world']
+           'check_threads', 'thread_map', 'Textures', 'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project',
+           'texel_index', 'texels', 'reachable', 'cross3', 'cast', 'sample_scene', 'render_scene', 'world_textures',
+           'render_clip', 'render_world', 'world_split', 'plot_world']
 
 # %% ../nbs/00_data.ipynb #b34bc61a
 def repo_root() -> Path:
@@ -245,6 +245,15 @@ def available_cpus() -> int:
 def check_threads(threads=None) -> int:
     "A `threads` argument: None for one per CPU this process may run on (`available_cpus`), else a positive integer."
     return available_cpus() if threads is None else check_count(threads, 'threads')
+
+def thread_map(fn, items, threads: int | None = None) -> list:
+    """`[fn(x) for x in items]`, `threads` items at a time (`check_threads`), for work that releases the GIL (numpy,
+    OpenCV, PIL, decord's FFmpeg). Results come in the order of `items`; of the items that fail, the first in that
+    order raises its error (items not yet started are then not run)."""
+    from concurrent.futures import ThreadPoolExecutor
+    items, threads = list(items), check_threads(threads)
+    if threads == 1 or len(items) < 2: return [fn(x) for x in items]
+    with ThreadPoolExecutor(min(threads, len(items))) as pool: return list(pool.map(fn, items))
 
 # %% ../nbs/00_data.ipynb #493b2096
 MOTION_ACTIONS = ('orbit +x', 'orbit -x', 'orbit +y', 'orbit -y', 'orbit +z', 'orbit -z')
@@ -506,12 +515,10 @@ def render_world(n: int, seed: int = 0, frames: int = 17, size: int = 64, object
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     def build():
-        from concurrent.futures import ThreadPoolExecutor
         tex = textures if textures is not None else world_textures()
         chunks = np.array_split(np.arange(n), min(n, 4 * threads))   # contiguous runs of clips, in order
-        with ThreadPoolExecutor(threads) as pool:
-            parts = pool.map(lambda chunk: [render_clip(tex, int(seed), int(i), frames, size, objects, points) for i in chunk], chunks)
-            clips = [clip for part in parts for clip in part]
+        parts = thread_map(lambda chunk: [render_clip(tex, int(seed), int(i), frames, size, objects, points) for i in chunk], chunks, threads)
+        clips = [clip for part in parts for clip in part]
         out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
         out['intrinsics'] = intrinsics(size).astype(np.float32)
         return out

@@ -5,7 +5,6 @@
 # %% ../nbs/00b_datasets.ipynb #65695a6d
 from __future__ import annotations
 import csv, io, pickle
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 import cv2
@@ -16,8 +15,8 @@ from . import sources
 # %% auto #0
 __all__ = ['MIN_MOTION', 'MOTORCYCLE_CALIBRATION', 'IMAGE_SUFFIXES', 'REALESTATE_FIELDS', 'square_image', 'square_map',
            'fashion_mnist_images', 'arrow_of_time', 'playback_speed', 'middlebury', 'read_opencv_matrix', 'graffiti',
-           'read_image', 'read_all', 'image_folder', 'read_labels_csv', 'video_truncation', 'video_folder',
-           'read_depth', 'depth_pairs', 'load_array_pickle', 'tapvid_pickle', 'realestate10k_cameras']
+           'read_image', 'image_folder', 'read_labels_csv', 'video_truncation', 'video_folder', 'read_depth',
+           'depth_pairs', 'load_array_pickle', 'tapvid_pickle', 'realestate10k_cameras']
 
 # %% ../nbs/00b_datasets.ipynb #cc1371f6
 _interpolation = sources.resize_interpolation   # area to shrink, bilinear to enlarge, as the videos are resized
@@ -210,21 +209,12 @@ def read_image(path) -> np.ndarray:
                          f"valid images have 3 (RGB), 4 (CMYK, converted to RGB) or 1 (8-bit grey, repeated to RGB)")
     return np.ascontiguousarray(array, dtype=np.uint8)
 
-def read_all(read, paths, threads: int | None = None) -> list:
-    """`[read(p) for p in paths]`, `threads` files at a time (default one per CPU this process may use): the decoders
-    (PIL, decord's FFmpeg) and OpenCV's resize release the GIL while they work, so files decode side by side, and each
-    file is read on its own, so the arrays are the same for any count. Results come in the order of `paths`; of the
-    files that fail, the first in that order raises its error (files not yet started are then not read)."""
-    threads = core.check_threads(threads)
-    if threads == 1 or len(paths) < 2: return [read(p) for p in paths]
-    with ThreadPoolExecutor(min(threads, len(paths))) as pool: return list(pool.map(read, paths))
-
 def image_folder(root, size: int = 32, classes=None, max_per_class: int | None = None, seed: int = 0,
                  threads: int | None = None) -> dict:
     """Images from an ImageNet-style folder `root/<class>/*.jpg|jpeg|png`. Returns 'image' uint8 (N, size, size, 3)
     (centre-cropped square, resized), 'category' int64 (N,) indexing 'classes' (C,) (sorted folder names, or
     `classes` as given) and 'path' (N,). `max_per_class` keeps a random subset per class (drawn with `seed`).
-    `threads` images decode side by side (`read_all`)."""
+    `threads` images decode side by side (`data.thread_map`: each file read on its own, the same arrays on any count)."""
     root, size, threads = Path(root), core.check_size(size), core.check_threads(threads)
     if not root.is_dir(): raise FileNotFoundError(f"no image folder at {root}; expected root/<class>/<image>.jpg|png")
     found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
@@ -240,7 +230,7 @@ def image_folder(root, size: int = 32, classes=None, max_per_class: int | None =
         if max_per_class is not None and len(files) > core.check_count(max_per_class, 'max_per_class'):
             files = [files[i] for i in sorted(rng.choice(len(files), max_per_class, replace=False))]
         paths += files; categories += [index] * len(files)
-    return {'image': np.stack(read_all(lambda p: square_image(read_image(p), size), paths, threads)),
+    return {'image': np.stack(core.thread_map(lambda p: square_image(read_image(p), size), paths, threads)),
             'category': np.array(categories, np.int64), 'classes': np.array(classes), 'path': np.array([str(p) for p in paths])}
 
 # %% ../nbs/00b_datasets.ipynb #550c9e24
@@ -316,7 +306,7 @@ def video_folder(root, labels_csv, frames: int = 17, size: int = 32, stride: int
     """Clips from a Kinetics/SSv2-style folder: `labels_csv` has columns path,label (paths relative to `root`).
     Returns 'video' uint8 (N, frames, size, size, 3) (the middle `frames` frames at `stride`), 'action' int64 (N,)
     indexing 'classes' (C,) (sorted labels, or `classes` as given) and 'path' (N,). `threads` videos decode side by
-    side (`read_all`), each file opened once."""
+    side (`data.thread_map`), each file opened once."""
     root, frames, size, stride = Path(root), core.check_frames(frames), core.check_size(size), core.check_count(stride, 'stride')
     threads = core.check_threads(threads)
     rows = read_labels_csv(labels_csv)
@@ -336,7 +326,7 @@ def video_folder(root, labels_csv, frames: int = 17, size: int = 32, stride: int
     def middle(length):   # the middle `frames` frames at `stride`; short videos repeat their last frame
         first = max(0, (length - ((frames - 1) * stride + 1)) // 2)
         return np.minimum(first + np.arange(frames) * stride, length - 1)
-    clips = read_all(lambda path: sources.read_video(path, middle, side=size), paths, threads)   # each file opened once
+    clips = core.thread_map(lambda path: sources.read_video(path, middle, side=size), paths, threads)   # each file opened once
     return {'video': np.stack(clips), 'action': np.array([classes.index(l) for l in labels], np.int64),
             'classes': np.array(classes), 'path': np.array([str(p) for p in paths])}
 
