@@ -62,8 +62,12 @@ MALLOC_TUNED = tune_malloc()   # once, when this module is first imported (walt_
 # %% ../nbs/00_data.ipynb #41a35655
 _UMASK = os.umask(0); os.umask(_UMASK)
 
+_DISK_FULL = {28, 122}   # ENOSPC, EDQUOT (Linux): no space left, disk quota exceeded
+
 def atomic_write_bytes(path, data: bytes) -> Path:
-    "Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."
+    """Write `data` to `path` atomically (temp file in the same folder, fsync, rename). On any failure the temp file is
+    removed and `path` keeps what it held; a full disk raises an OSError (same errno) naming the file, its size, the
+    space left and what to do."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
@@ -71,8 +75,14 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            import shutil
+            free = shutil.disk_usage(path.parent).free / 2 ** 20
+            raise OSError(e.errno, f"cannot write {path} ({len(data) / 2 ** 20:.1f} MB): {os.strerror(e.errno)} "
+                                   f"({free:.0f} MB free there now; {path.name} is left as it was). Free space on that "
+                                   f"disk, or set WALT_DATA_DIR to a folder on a larger one") from e
         raise
     return path
 
