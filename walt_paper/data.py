@@ -62,7 +62,8 @@ MALLOC_TUNED = tune_malloc()   # once, when this module is first imported (walt_
 # %% ../nbs/00_data.ipynb #41a35655
 _UMASK = os.umask(0); os.umask(_UMASK)
 
-_DISK_FULL = {28, 122}   # ENOSPC, EDQUOT (Linux): no space left, disk quota exceeded
+import errno
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}   # no space left on the device, disk quota exceeded
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write `data` to `path` atomically (temp file in the same folder, fsync, rename). On any failure the temp file is
