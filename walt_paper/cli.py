@@ -35,9 +35,7 @@ def save_world_figure(preset: str, seed: int = 0) -> Path:
     from walt_paper.train import git_sha
     world = data.world_split('test', preset, seed=seed)
     fig = data.plot_world(world, title=f"the embedded world (test split): preset {preset}, seed {seed}, git {git_sha()}")
-    path = data.figures_dir(preset)/'world.png'
-    fig.savefig(path.with_suffix('.tmp.png'), dpi=90); os.replace(path.with_suffix('.tmp.png'), path)
-    return path
+    return data.save_figure(fig, data.figures_dir(preset)/'world.png', dpi=90)
 
 def experiment_notebooks(names=()) -> list[Path]:
     "The experiment notebooks (numbered 04 and up), or those named (by file name, stem or number prefix)."

@@ -11,8 +11,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MALLOC_TUNED', 'PRESETS', 'MOTION_ACTIONS', 'APPEARANCE_ACTIONS', 'SPLITS', 'repo_root', 'data_dir', 'figures_dir',
-           'tune_malloc', 'atomic_write_bytes', 'atomic_save_npz', 'DamagedFileError', 'npz_memo_bytes', 'load_npz',
-           'save_npz_remembered', 'writable', 'array_digest', 'file_digest', 'content_key', 'source_hash',
+           'tune_malloc', 'atomic_write_bytes', 'atomic_save_npz', 'save_figure', 'DamagedFileError', 'npz_memo_bytes',
+           'load_npz', 'save_npz_remembered', 'writable', 'array_digest', 'file_digest', 'content_key', 'source_hash',
            'cached_arrays', 'preset_name', 'get_preset', 'check_frames', 'check_size', 'check_count', 'available_cpus',
            'check_threads', 'thread_map', 'Textures', 'Surface', 'intrinsics', 'rotation', 'axis_rotation', 'project',
            'texel_index', 'texels', 'reachable', 'cross3', 'cast', 'sample_scene', 'render_scene', 'world_textures',
@@ -91,6 +91,14 @@ def atomic_save_npz(path, **arrays) -> Path:
     "Save arrays as an uncompressed `.npz`, atomically."
     import io
     buf = io.BytesIO(); np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+def save_figure(fig, path, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure to `path` atomically, in the format its suffix names (`savefig_kwargs` go to `savefig`):
+    a run stopped while saving leaves the previous file, never a partial one."""
+    import io
+    path = Path(path); buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip('.') or None, **savefig_kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 _NPZ_MEMO = collections.OrderedDict()   # real path -> (file signature, {name: read-only array}), least recently used first

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from .data import (SPLITS, content_key, data_dir, figures_dir, get_preset, load_npz, atomic_save_npz,
+from .data import (SPLITS, content_key, data_dir, figures_dir, get_preset, load_npz, atomic_save_npz, save_figure,
                              world_split, check_count, source_hash, writable, file_digest, DamagedFileError,
                              save_npz_remembered)
 from .model import OBJECTIVES, WALT, WALTConfig, Autoencoder, AutoencoderConfig, build_autoencoder, build_walt
@@ -386,11 +386,11 @@ def save_training_figures(preset: str, seed: int = 0, n: int = 4) -> list[Path]:
     out = figures_dir(preset)
     fig = plot_losses({'autoencoder': run_dir(preset, 'autoencoder'), 'I-WALT (image)': run_dir(preset, 'image-walt'),
                        'V-WALT (video)': run_dir(preset, 'video-walt')}, title=f'training loss; {stamp}')
-    paths = [out/'training_losses.png']; fig.savefig(paths[0], dpi=110)
+    paths = [save_figure(fig, out/'training_losses.png', dpi=110)]
     ae, _ = load_autoencoder(preset); stats = latents('train', preset)
     z = latents('test', preset)['clips']; c, f, h, w = z.shape[1:]
     video = generate(load_walt('video', preset), ae, stats, n, (c, f, h, w), seed=seed)
     image = generate(load_walt('image', preset), ae, stats, n, (c, 1, h, w), seed=seed)
     fig = plot_samples(world_split('test', preset)['video'][:n], video, image, title=f'real clips | V-WALT samples | I-WALT samples (DDIM 50); {stamp}')
-    paths.append(out/'samples.png'); fig.savefig(paths[1], dpi=110)
+    paths.append(save_figure(fig, out/'samples.png', dpi=110))
     return paths
