@@ -65,25 +65,35 @@ _UMASK = os.umask(0); os.umask(_UMASK)
 import errno
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}   # no space left on the device, disk quota exceeded
 
+def _size(n: float) -> str:
+    return f"{n / 2 ** 20:.1f} MB" if n >= 2 ** 20 else f"{n / 2 ** 10:.1f} KB" if n >= 2 ** 10 else f"{int(n)} bytes"
+
+def _disk_full(path: Path, size: int, error: OSError) -> OSError:
+    "The error a full disk (or quota) gives `atomic_write_bytes`: the same errno, naming the file and what to do."
+    import shutil
+    try: free = f"{_size(shutil.disk_usage(path.parent).free)} free on its file system now"
+    except OSError: free = "free space unknown"
+    quota = "; a disk quota may allow less" if error.errno == errno.EDQUOT else ""
+    state = "is left as it was" if path.exists() else "was not created"
+    return OSError(error.errno, f"cannot write {path} ({_size(size)}): {os.strerror(error.errno)} ({free}{quota}); "
+                                f"{path.name} {state}. Free space there, or write elsewhere: data, caches and checkpoints go "
+                                f"under WALT_DATA_DIR, the paper preset's tables and figures under the repository's figures/")
+
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write `data` to `path` atomically (temp file in the same folder, fsync, rename). On any failure the temp file is
-    removed and `path` keeps what it held; a full disk raises an OSError (same errno) naming the file, its size, the
-    space left and what to do."""
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    removed and `path` keeps what it held; a full disk or quota raises an OSError (same errno, chained) naming the file,
+    its size, the space left and what to do."""
+    path, tmp = Path(path), None
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)             # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, 'wb') as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+        with os.fdopen(fd, 'wb') as f:              # closes fd whatever follows
+            os.chmod(tmp, 0o666 & ~_UMASK)         # mkstemp makes 0600; give the file the usual permissions
             f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        if os.path.exists(tmp): os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in _DISK_FULL:
-            import shutil
-            free = shutil.disk_usage(path.parent).free / 2 ** 20
-            raise OSError(e.errno, f"cannot write {path} ({len(data) / 2 ** 20:.1f} MB): {os.strerror(e.errno)} "
-                                   f"({free:.0f} MB free there now; {path.name} is left as it was). Free space on that "
-                                   f"disk, or set WALT_DATA_DIR to a folder on a larger one") from e
+        if tmp is not None and os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _DISK_FULL: raise _disk_full(path, len(data), e) from e
         raise
     return path
 
@@ -94,11 +104,14 @@ def atomic_save_npz(path, **arrays) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 def save_figure(fig, path, **savefig_kwargs) -> Path:
-    """Save a matplotlib figure to `path` atomically, in the format its suffix names (`savefig_kwargs` go to `savefig`):
-    a run stopped while saving leaves the previous file, never a partial one."""
+    """Save a matplotlib figure to `path` atomically, in the format its suffix names unless `format` is given
+    (`savefig_kwargs` go to `savefig`; a path without a suffix gets matplotlib's default format under its bare name, a
+    suffix matplotlib does not know raises its ValueError): a run stopped while saving leaves the previous file, never a
+    partial one."""
     import io
     path = Path(path); buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip('.') or None, **savefig_kwargs)
+    savefig_kwargs.setdefault('format', path.suffix.lstrip('.').lower() or None)
+    fig.savefig(buf, **savefig_kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 _NPZ_MEMO = collections.OrderedDict()   # real path -> (file signature, {name: read-only array}), least recently used first
